@@ -1,0 +1,3 @@
+from rave_gui.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Regex parsers for what RAVE, Lightning and tqdm print.
+
+Pure functions, no Qt. RAVE 2.3.1 prints no loss values itself (the numbers
+live in TensorBoard event files, see ``events``); ``parse_metrics`` reads
+``key=value`` style metrics wherever a line carries them (the app's launcher
+prints ``[rave-gui] step=N``), and the progress parsers read the
+``\\r``-separated bars.
+"""
+from __future__ import annotations
+
+import re
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+# Alternatives are ordered so the longer name wins ("val loss" is never "loss").
+_METRIC_RE = re.compile(
+    r"(?<![\w./\-'\"])"
+    r"(?P<key>val(?:idation)?[_ ]loss|validation|learning[_ ]rate|global[_ ]step|step|epoch|loss|lr)"
+    r"(?![\w\-'\"])\s*(?:[=:]\s*|\s+)"
+    rf"(?P<value>{_NUMBER})(?:/(?P<total>\d+))?(?![\w.])",
+    re.IGNORECASE,
+)
+
+_CANONICAL = {
+    "val_loss": "val_loss", "val loss": "val_loss", "validation_loss": "val_loss",
+    "validation loss": "val_loss", "validation": "val_loss",
+    "learning_rate": "lr", "learning rate": "lr", "lr": "lr",
+    "global_step": "step", "global step": "step", "step": "step",
+    "epoch": "epoch", "loss": "loss",
+}
+_INT_KEYS = {"step", "epoch"}
+
+
+def parse_metrics(line: str) -> dict:
+    """Metrics found in one line of log: ``loss``, ``val_loss``, ``step``,
+    ``epoch``, ``lr``. Floats, except ``step`` and ``epoch`` (ints); only the
+    keys found; ``{}`` when there are none."""
+    found: dict = {}
+    for match in _METRIC_RE.finditer(line):
+        key = _CANONICAL[match.group("key").lower()]
+        if key in found:
+            continue
+        raw = match.group("value")
+        try:
+            value = float(raw)
+        except ValueError:  # pragma: no cover - the regex only admits numbers
+            continue
+        if key in _INT_KEYS:
+            if value != int(value) or value < 0:
+                continue
+            found[key] = int(value)
+        else:
+            found[key] = value
+    return found
+
+
+_PROGRESS_RE = re.compile(
+    r"(?P<phase>Epoch (?P<epoch>\d+)|Validation(?: DataLoader \d+)?|Sanity Checking(?: DataLoader \d+)?"
+    r"|Training|Predicting(?: DataLoader \d+)?)"
+    r":\s*(?P<percent>\d{1,3})%\|[^|]*\|\s*(?P<current>\d+)/(?P<total>\d+)"
+)
+
+
+def parse_progress_line(line: str) -> dict | None:
+    """Read one of Lightning's tqdm bars:
+    ``Epoch 3:  45%|████▌     | 120/266 [00:12<00:14, ...]``.
+
+    Returns ``{'phase', 'epoch', 'percent', 'current', 'total'}`` (``epoch`` is
+    None outside training) or None for any other line."""
+    match = _PROGRESS_RE.search(line)
+    if not match:
+        return None
+    phase = match.group("phase")
+    epoch = match.group("epoch")
+    return {
+        "phase": "train" if epoch is not None else phase.split()[0].lower(),
+        "epoch": int(epoch) if epoch is not None else None,
+        "percent": int(match.group("percent")),
+        "current": int(match.group("current")),
+        "total": int(match.group("total")),
+    }
+
+
+_PREPROCESS_RE = re.compile(r"dataset length:\s*(?:(?P<d>\d+) days?, )?(?P<h>\d+):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)")
+
+
+def parse_preprocess_line(line: str) -> float | None:
+    """Seconds of audio ``rave preprocess`` has written so far
+    (``dataset length: 0:00:29.72``), or None."""
+    match = _PREPROCESS_RE.search(line)
+    if not match:
+        return None
+    days = int(match.group("d") or 0)
+    return days * 86400 + int(match.group("h")) * 3600 + int(match.group("m")) * 60 + float(match.group("s"))
+
+
+_FIT_END_RE = re.compile(r"`Trainer\.fit` stopped: `max_steps=(\d+)` reached")
+
+
+def parse_fit_end(line: str) -> int | None:
+    """The max_steps value when Lightning reports a normal end of training."""
+    match = _FIT_END_RE.search(line)
+    return int(match.group(1)) if match else None

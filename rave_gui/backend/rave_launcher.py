@@ -1,0 +1,90 @@
+"""Run RAVE's own ``rave`` entry point with three Lightning callbacks added.
+
+Usage: ``python rave_launcher.py train <the usual rave train flags>``.
+
+RAVE's training code runs unchanged: this script installs callbacks into
+``pytorch_lightning.Trainer`` and then calls ``scripts.main_cli.main`` exactly
+as the ``rave`` console script does. The callbacks:
+
+* **Stop checkpoint.** The first SIGINT does not tear the run down mid-step:
+  it sets a flag; at the end of the current training batch the callback writes
+  ``version_N/checkpoints/stopped-step=N.ckpt`` (a full Lightning checkpoint,
+  optimizers included) and asks the trainer to stop; Lightning then ends the
+  fit normally. RAVE itself saves only at validation, so without this a stop
+  loses everything since the last validation. A second SIGINT interrupts at
+  once, as plain ``rave train`` does.
+* **Step lines.** ``[rave-gui] step=N/M`` on stdout (at most every 0.5 s, and
+  at the end), so the app knows the global step without waiting for the
+  TensorBoard writer's late flushes, plus the run folder and checkpoint paths.
+* **Learning rate.** Lightning's ``LearningRateMonitor`` logs the optimizers'
+  real learning rates (``lr-Adam``: RAVE's generator schedule) to the event
+  file, so the plot shows the schedule RAVE really follows.
+
+Kept free of rave_gui imports: it runs in the interpreter that owns ``rave``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+_STATE = {"stop": False, "trainer": None}
+
+
+def _on_sigint(signum, frame):
+    if _STATE["trainer"] is None or _STATE["stop"]:
+        raise KeyboardInterrupt  # not training yet, or asked twice: plain behaviour
+    _STATE["stop"] = True
+    print("[rave-gui] stop requested: saving a checkpoint at the end of this step", flush=True)
+
+
+def _install_callbacks() -> None:
+    import pytorch_lightning as pl
+
+    class RaveGuiCallback(pl.Callback):
+        def __init__(self):
+            self._last = 0.0
+
+        def on_fit_start(self, trainer, pl_module):
+            _STATE["trainer"] = trainer
+            print(f"[rave-gui] run_dir={trainer.logger.log_dir}", flush=True)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            step = trainer.global_step
+            now = time.monotonic()
+            if now - self._last >= 0.5 or step >= (trainer.max_steps or 0):
+                self._last = now
+                print(f"[rave-gui] step={step}/{trainer.max_steps}", flush=True)
+            if _STATE["stop"]:
+                path = os.path.join(trainer.logger.log_dir, "checkpoints", f"stopped-step={step}.ckpt")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                trainer.save_checkpoint(path)
+                print(f"[rave-gui] checkpoint={path} step={step}", flush=True)
+                trainer.should_stop = True
+
+        def on_fit_end(self, trainer, pl_module):
+            print(f"[rave-gui] step={trainer.global_step}/{trainer.max_steps}", flush=True)
+
+    original_init = pl.Trainer.__init__
+
+    def patched_init(self, *args, **kwargs):
+        callbacks = list(kwargs.get("callbacks") or [])
+        callbacks += [RaveGuiCallback(), pl.callbacks.LearningRateMonitor(logging_interval="step")]
+        kwargs["callbacks"] = callbacks
+        original_init(self, *args, **kwargs)
+
+    pl.Trainer.__init__ = patched_init
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "train":
+        signal.signal(signal.SIGINT, _on_sigint)
+        _install_callbacks()
+    sys.argv[0] = "rave"
+    from scripts.main_cli import main as rave_main
+    rave_main()
+
+
+if __name__ == "__main__":
+    main()

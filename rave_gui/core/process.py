@@ -1,0 +1,207 @@
+"""ProcessThread: run one external command from a QThread.
+
+* The command is an argv list, never a shell string.
+* The child runs in its own session / process group, so a stop reaches every
+  process it spawned (RAVE's data-loader workers) and the child survives the
+  app dying (it writes to a log file, not to a pipe the app holds).
+* Output goes to a log file which the thread follows; lines are split on both
+  ``\\n`` and ``\\r`` (tqdm and Lightning redraw their bars with ``\\r``).
+* ``stop()`` returns at once; the thread escalates SIGINT -> SIGTERM ->
+  SIGKILL to the whole group, with timeouts, and reaps what is left.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+from PyQt6.QtCore import QThread, pyqtSignal
+
+_LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
+
+
+def split_output(buffer: bytes) -> tuple[list[str], bytes]:
+    """Split ``buffer`` into complete lines and the unfinished remainder."""
+    parts = _LINE_SPLIT.split(buffer)
+    rest = parts.pop()
+    return [p.decode("utf-8", "replace") for p in parts], rest
+
+
+def kill_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to a process group; False when no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+
+
+def group_alive(pgid: int) -> bool:
+    return kill_group(pgid, 0)
+
+
+class ProcessThread(QThread):
+    output = pyqtSignal(str)
+    progress = pyqtSignal(int, str)
+    finished = pyqtSignal(bool, str)  # success, message
+
+    #: seconds to wait after SIGINT before SIGTERM, and after SIGTERM before SIGKILL
+    interrupt_timeout = 10.0
+    terminate_timeout = 5.0
+    poll_interval = 0.1
+
+    def __init__(self, command: Sequence[str] | None = None, cwd: str | os.PathLike | None = None,
+                 env: dict | None = None, log_path: str | os.PathLike | None = None, parent=None):
+        super().__init__(parent)
+        self.command = list(command) if command is not None else None
+        self.cwd = cwd
+        self.env = env
+        self.log_path = Path(log_path) if log_path else None
+        self.returncode: int | None = None
+        self.pid: int | None = None
+        self.stop_requested = False
+        self._stop_at: float | None = None
+        self._popen: subprocess.Popen | None = None
+        self.error: str | None = None
+
+    # -- hooks for subclasses ------------------------------------------------
+    def build_command(self) -> list[str]:
+        if not self.command:
+            raise ValueError("No command to run.")
+        return self.command
+
+    def prepare(self) -> None:
+        """Checks before launch; raise with a sentence to refuse to start."""
+
+    def on_started(self, pid: int) -> None:
+        """Called in the worker thread once the child runs."""
+
+    def handle_line(self, line: str) -> None:
+        """Called in the worker thread for each line of output."""
+
+    def poll(self) -> None:
+        """Called in the worker thread every ``poll_interval`` while it runs."""
+
+    def outcome(self, returncode: int) -> tuple[bool, str]:
+        if self.stop_requested:
+            return False, "Stopped."
+        if returncode == 0:
+            return True, "Finished."
+        return False, f"The command exited with code {returncode}."
+
+    # -- control -------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the process group to stop; escalation happens in the thread."""
+        if self.stop_requested:
+            return
+        self.stop_requested = True
+        self._stop_at = time.monotonic()
+        if self.pid:
+            kill_group(self.pid, signal.SIGINT)
+
+    def is_active(self) -> bool:
+        return self.isRunning()
+
+    # -- the thread ------------------------------------------------------------
+    def run(self) -> None:  # noqa: C901 - one linear story
+        try:
+            self.prepare()
+            argv = self.build_command()
+        except Exception as exc:  # refuse to start, with the reason
+            self.error = str(exc)
+            self.finished.emit(False, str(exc))
+            return
+        if self.stop_requested:
+            self.finished.emit(False, "Stopped before it started.")
+            return
+        temp = None
+        if self.log_path is None:
+            temp = tempfile.NamedTemporaryFile(prefix="rave-gui-", suffix=".log", delete=False)
+            temp.close()
+            log_path = Path(temp.name)
+        else:
+            log_path = self.log_path
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            with open(log_path, "ab") as sink:
+                start_offset = sink.tell()
+                try:
+                    self._popen = subprocess.Popen(
+                        argv, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
+                        stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                    )
+                except OSError as exc:
+                    self.error = f"Could not start {argv[0]}: {exc.strerror or exc}."
+                    self.finished.emit(False, self.error)
+                    return
+            self.pid = self._popen.pid
+            if self.stop_requested:  # stop() raced with the start
+                kill_group(self.pid, signal.SIGINT)
+            self.on_started(self.pid)
+            self.returncode = self._follow(log_path, start_offset, lambda: self._popen.poll())
+            ok, message = self.outcome(self.returncode)
+        finally:
+            if temp is not None:
+                with_suppress_unlink(log_path)
+        self.finished.emit(ok, message)
+
+    def _follow(self, log_path: Path, offset: int, poll_exit) -> int:
+        """Follow the log until the process exits; escalate a requested stop."""
+        pending = b""
+        with open(log_path, "rb") as source:
+            source.seek(offset)
+            while True:
+                code = poll_exit()
+                chunk = source.read()
+                if chunk:
+                    lines, pending = split_output(pending + chunk)
+                    for line in lines:
+                        self._emit_line(line)
+                self.poll()
+                if code is not None:
+                    break
+                self._escalate()
+                if not chunk:
+                    time.sleep(self.poll_interval)
+            # the leader is gone: end what it left behind (worker processes)
+            if self.pid and group_alive(self.pid):
+                kill_group(self.pid, signal.SIGKILL)
+            tail = source.read()
+            lines, pending = split_output(pending + tail)
+            for line in lines + ([pending.decode("utf-8", "replace")] if pending else []):
+                self._emit_line(line)
+        self.poll()
+        return code
+
+    def _emit_line(self, line: str) -> None:
+        if not line.strip():
+            return
+        self.output.emit(line)
+        self.handle_line(line)
+
+    def _escalate(self) -> None:
+        if self._stop_at is None or not self.pid:
+            return
+        waited = time.monotonic() - self._stop_at
+        if waited > self.interrupt_timeout + self.terminate_timeout:
+            kill_group(self.pid, signal.SIGKILL)
+        elif waited > self.interrupt_timeout:
+            if not getattr(self, "_sent_term", False):
+                self._sent_term = True
+                kill_group(self.pid, signal.SIGTERM)
+
+
+def with_suppress_unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
