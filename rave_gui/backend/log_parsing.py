@@ -101,3 +101,42 @@ def parse_fit_end(line: str) -> int | None:
     """The max_steps value when Lightning reports a normal end of training."""
     match = _FIT_END_RE.search(line)
     return int(match.group(1)) if match else None
+
+
+_EXPLANATIONS = [
+    (re.compile(r"No such file or directory: '([^']*)metadata\.yaml'"),
+     "The dataset folder {0} is missing or is not a preprocessed RAVE dataset. "
+     "Check the dataset on the Datasets page, then start the run again."),
+    (re.compile(r"cannot reshape tensor of 0 elements"),
+     "RAVE could not build the model for this dataset's channel count. "
+     "Re-import the dataset so its metadata.yaml gives the channels."),
+    (re.compile(r"CUDA out of memory|OutOfMemoryError", re.I),
+     "The GPU ran out of memory. Lower the batch size or use a smaller config (v2_small)."),
+    (re.compile(r"DefaultCPUAllocator: can't allocate memory|MemoryError"),
+     "The computer ran out of memory. Lower the batch size or use a smaller config (v2_small)."),
+    (re.compile(r"No space left on device"),
+     "The disk is full. Free some space (delete old checkpoints), then resume."),
+    (re.compile(r"Training on mac is not available yet"),
+     "RAVE cannot train on a Mac GPU. Choose CPU as the device."),
+    (re.compile(r"(?:Unknown|No) configurable[^\n]*|Could not find configurable[^\n]*|"
+                r"Unable to find file[^\n]*\.gin"),
+     "RAVE did not accept the configuration: {m}. Check the config, modifiers and overrides."),
+]
+_EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt))\b:?\s*(.*)$")
+
+
+def explain_failure(lines: list[str], returncode: int | None) -> str:
+    """One sentence saying why a RAVE command failed, from its last lines."""
+    text = "\n".join(lines)
+    for pattern, message in _EXPLANATIONS:
+        match = pattern.search(text)
+        if match:
+            return message.format(*match.groups(), m=match.group(0).strip())
+    if returncode is not None and returncode < 0:
+        return (f"The process was killed by signal {-returncode} (the system may have run out "
+                "of memory). See the log for details.")
+    for line in reversed(lines):
+        match = _EXCEPTION_LINE.match(line)
+        if match:
+            return f"RAVE stopped with {match.group(1)}: {match.group(2).strip() or 'no message'}. See the log for details."
+    return f"RAVE exited with code {returncode}. See the log for details."

@@ -89,6 +89,9 @@ class ProcessThread(QThread):
     def poll(self) -> None:
         """Called in the worker thread every ``poll_interval`` while it runs."""
 
+    def on_refused(self, message: str) -> None:
+        """Called in the worker thread when the command could not start."""
+
     def outcome(self, returncode: int) -> tuple[bool, str]:
         if self.stop_requested:
             return False, "Stopped."
@@ -115,11 +118,10 @@ class ProcessThread(QThread):
             self.prepare()
             argv = self.build_command()
         except Exception as exc:  # refuse to start, with the reason
-            self.error = str(exc)
-            self.finished.emit(False, str(exc))
+            self._refuse(str(exc))
             return
         if self.stop_requested:
-            self.finished.emit(False, "Stopped before it started.")
+            self._refuse("Stopped before it started.")
             return
         temp = None
         if self.log_path is None:
@@ -140,8 +142,7 @@ class ProcessThread(QThread):
                         stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
                     )
                 except OSError as exc:
-                    self.error = f"Could not start {argv[0]}: {exc.strerror or exc}."
-                    self.finished.emit(False, self.error)
+                    self._refuse(f"Could not start {argv[0]}: {exc.strerror or exc}.")
                     return
             self.pid = self._popen.pid
             if self.stop_requested:  # stop() raced with the start
@@ -153,6 +154,11 @@ class ProcessThread(QThread):
             if temp is not None:
                 with_suppress_unlink(log_path)
         self.finished.emit(ok, message)
+
+    def _refuse(self, message: str) -> None:
+        self.error = message
+        self.on_refused(message)
+        self.finished.emit(False, message)
 
     def _follow(self, log_path: Path, offset: int, poll_exit) -> int:
         """Follow the log until the process exits; escalate a requested stop."""
