@@ -16,6 +16,8 @@ as the ``rave`` console script does. The callbacks:
 * **Step lines.** ``[rave-gui] step=N/M`` on stdout (at most every 0.5 s, and
   at the end), so the app knows the global step without waiting for the
   TensorBoard writer's late flushes, plus the run folder and checkpoint paths.
+* **Logging interval.** ``RAVE_GUI_LOG_EVERY=N`` sets Lightning's
+  ``log_every_n_steps`` (default 50): how often the losses reach the event file.
 * **Learning rate.** Lightning's ``LearningRateMonitor`` logs the optimizers'
   real learning rates (``lr-Adam``: RAVE's generator schedule) to the event
   file, so the plot shows the schedule RAVE really follows.
@@ -72,6 +74,9 @@ def _install_callbacks() -> None:
         callbacks = list(kwargs.get("callbacks") or [])
         callbacks += [RaveGuiCallback(), pl.callbacks.LearningRateMonitor(logging_interval="step")]
         kwargs["callbacks"] = callbacks
+        log_every = os.environ.get("RAVE_GUI_LOG_EVERY")
+        if log_every and log_every.isdigit() and int(log_every) > 0:
+            kwargs["log_every_n_steps"] = int(log_every)  # Lightning's default is 50
         original_init(self, *args, **kwargs)
 
     pl.Trainer.__init__ = patched_init

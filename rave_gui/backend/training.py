@@ -28,7 +28,7 @@ _BAD_NAME_CHARS = set('/\\:*?<>|') | {chr(c) for c in range(32)} | {"\x7f"}
 MAX_NAME = 80
 
 DEFAULTS = {"max_steps": 500_000, "batch_size": 8, "learning_rate": 1e-4, "device": "auto",
-            "val_every": 10_000, "workers": None, "modifiers": [], "overrides": [],
+            "val_every": 10_000, "log_every": 50, "workers": None, "modifiers": [], "overrides": [],
             "base_config": "v2"}
 
 
@@ -109,6 +109,7 @@ class TrainingManager:
         cfg["max_steps"] = _int_in(cfg, "max_steps", 1, 100_000_000, "Max steps")
         cfg["batch_size"] = _int_in(cfg, "batch_size", 1, 1024, "Batch size")
         cfg["val_every"] = _int_in(cfg, "val_every", 1, 100_000_000, "Validation interval")
+        cfg["log_every"] = _int_in(cfg, "log_every", 1, 1_000_000, "Logging interval")
         if cfg["workers"] is not None:
             cfg["workers"] = _int_in(cfg, "workers", 0, 64, "Workers")
         lr = cfg["learning_rate"]
@@ -252,6 +253,31 @@ class TrainingManager:
     def last_step(self, experiment_id: int) -> int:
         row = self.db.query_one("SELECT max(step) FROM metric_points WHERE experiment_id = ?", (experiment_id,))
         return int(row[0]) if row and row[0] is not None else 0
+
+    def resume_training(self, experiment_id: int, max_steps: int | None = None) -> dict:
+        """Mark a stopped, failed, interrupted or completed run as running again
+        (optionally with a higher ``max_steps``); the caller then starts a
+        ``TrainingProcess(..., resume=True)``, which passes ``--ckpt``."""
+        exp = self.get_experiment(experiment_id)
+        if exp is None:
+            raise ValueError(f"There is no experiment {experiment_id}.")
+        if self.is_active(experiment_id) or exp["status"] == "running":
+            raise ValueError("This run is still running.")
+        if exp["status"] not in RESUMABLE:
+            raise ValueError(f"A {exp['status']} run cannot be resumed.")
+        cfg = dict(exp["config"])
+        step = int(exp.get("current_step") or 0)
+        if max_steps is not None:
+            cfg["max_steps"] = max_steps
+            cfg["max_steps"] = _int_in(cfg, "max_steps", 1, 100_000_000, "Max steps")
+        if cfg["max_steps"] <= step:
+            raise ValueError(f"The run already reached step {step:,}; resume it with max steps above "
+                             f"{cfg['max_steps']:,}.")
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE experiments SET status = 'running', completed_at = NULL, error = NULL,"
+                         " config = ? WHERE id = ?", (json.dumps(cfg), experiment_id))
+            self._add_event(conn, experiment_id, "resumed", step)
+        return self.get_experiment(experiment_id)
 
     # -- processes -------------------------------------------------------------
     def register_process(self, experiment_id: int, process) -> None:

@@ -10,6 +10,7 @@ history and out through ``metrics_update``.
 from __future__ import annotations
 
 import collections
+import os
 import time
 from pathlib import Path
 
@@ -54,7 +55,8 @@ class TrainingProcess(ProcessThread):
         exp = manager.get_experiment(experiment_id)
         if exp is None:
             raise ValueError(f"There is no experiment {experiment_id}.")
-        super().__init__(log_path=exp["log_path"], parent=parent)
+        env = dict(os.environ, RAVE_GUI_LOG_EVERY=str(int(exp["config"].get("log_every") or 50)))
+        super().__init__(log_path=exp["log_path"], env=env, parent=parent)
         self.manager = manager
         self.experiment_id = experiment_id
         self.config = exp["config"]

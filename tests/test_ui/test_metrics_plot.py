@@ -171,11 +171,13 @@ def test_lr_axis_log_scale_and_no_data_message(plot):
     assert plot.lower_message.get_visible()
     assert plot.lower_message.get_text() == "No learning-rate data logged for this run"
     assert plot.lower_key is None
+    assert not plot.ax_lower.yaxis.get_visible()
 
     plot.update_metrics([{"step": 2, "loss": 0.9, "lr": 1e-4}, {"step": 3, "lr": 5e-5}])
     plot.redraw_now()
     assert not plot.lower_message.get_visible()
     assert plot.lower_key == "lr"
+    assert plot.ax_lower.yaxis.get_visible()
     assert plot.ax_lower.get_title() == "Learning Rate"
     lr = plot.lower_lines["lr"]
     assert lr.get_visible() and to_rgba(lr.get_color()) == to_rgba("tab:green")

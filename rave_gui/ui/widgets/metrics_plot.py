@@ -347,6 +347,7 @@ class MetricsPlot(QWidget):
                                                      ": no learning rate logged"))
         self.lower_message.set_text(NO_DATA[key])
         self.lower_message.set_visible(self.lower_key is None)
+        self.ax_lower.yaxis.set_visible(self.lower_key is not None)  # no ticks for nothing
         scale = "log" if key == "lr" else "linear"
         if self.ax_lower.get_yscale() != scale:
             self.ax_lower.set_yscale(scale)

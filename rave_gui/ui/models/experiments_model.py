@@ -1,0 +1,99 @@
+"""ExperimentsTableModel: the experiments table (Qt model/view)."""
+from __future__ import annotations
+
+from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt
+
+COLUMNS = ("Name", "Status", "Started", "Steps", "Actions")
+COL_NAME, COL_STATUS, COL_STARTED, COL_STEPS, COL_ACTIONS = range(5)
+RESUMABLE = {"stopped", "failed", "interrupted", "completed"}
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class ExperimentsTableModel(QAbstractTableModel):
+    """Rows are experiment dicts from ``TrainingManager.list_experiments``.
+
+    ``is_live(id)`` tells whether the app holds a live process for a row: only
+    those get a Stop action; finished ones get Resume.
+    """
+
+    def __init__(self, manager, parent=None):
+        super().__init__(parent)
+        self.manager = manager
+        self._rows: list[dict] = []
+        self.refresh()
+
+    # -- data -------------------------------------------------------------
+    def refresh(self) -> None:
+        self.beginResetModel()
+        self._rows = self.manager.list_experiments()
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section] if 0 <= section < len(COLUMNS) else None
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        exp = self._rows[index.row()]
+        if role == ID_ROLE:
+            return exp["id"]
+        if role == Qt.ItemDataRole.ToolTipRole and exp.get("error"):
+            return exp["error"]
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        col = index.column()
+        if col == COL_NAME:
+            return exp["name"]
+        if col == COL_STATUS:
+            return exp["status"]
+        if col == COL_STARTED:
+            return (exp.get("started_at") or "").replace("T", " ")[:16]
+        if col == COL_STEPS:
+            total = (exp.get("config") or {}).get("max_steps")
+            return f"{exp.get('current_step') or 0:,} / {total:,}" if total else f"{exp.get('current_step') or 0:,}"
+        if col == COL_ACTIONS:
+            return self.action_for(exp)
+        return None
+
+    def action_for(self, exp: dict) -> str:
+        if exp["status"] == "running" and self.manager.is_active(exp["id"]):
+            return "Stop"
+        if exp["status"] in RESUMABLE:
+            return "Resume"
+        return ""
+
+    # -- lookups and row updates -----------------------------------------------------
+    def experiment_at(self, row: int) -> dict | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def row_of(self, experiment_id: int) -> int:
+        for row, exp in enumerate(self._rows):
+            if exp["id"] == experiment_id:
+                return row
+        return -1
+
+    def update_experiment(self, experiment_id: int) -> None:
+        """Re-read one row (status or step changed)."""
+        row = self.row_of(experiment_id)
+        exp = self.manager.get_experiment(experiment_id)
+        if row < 0 or exp is None:
+            self.refresh()
+            return
+        self._rows[row] = exp
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def set_step(self, experiment_id: int, step: int) -> None:
+        row = self.row_of(experiment_id)
+        if row < 0:
+            return
+        self._rows[row]["current_step"] = step
+        idx = self.index(row, COL_STEPS)
+        self.dataChanged.emit(idx, idx)

@@ -1,0 +1,328 @@
+"""TrainingPage: the experiments table, live run information, plot and log."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PyQt6.QtCore import QItemSelectionModel, Qt, pyqtSignal
+from PyQt6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
+                             QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
+                             QTableView, QTabWidget, QVBoxLayout, QWidget)
+
+from rave_gui.backend import rave_cli
+from rave_gui.backend.log_parsing import parse_progress_line
+from rave_gui.backend.training import TrainingManager, TrainingProcess
+from rave_gui.core.signals import app_signals
+from rave_gui.ui.models.experiments_model import COL_ACTIONS, ExperimentsTableModel
+from rave_gui.ui.widgets.action_delegate import ActionButtonDelegate
+from rave_gui.ui.widgets.log_view import LogView
+from rave_gui.ui.widgets.metrics_plot import MetricsPlot
+
+LOG_TAIL_BYTES = 2_000_000
+
+
+def read_log_lines(path: str | None, limit_bytes: int = LOG_TAIL_BYTES) -> list[str]:
+    """The readable lines of a run's log (progress-bar redraws left out)."""
+    if not path or not Path(path).is_file():
+        return []
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - limit_bytes))
+        text = fh.read().decode("utf-8", "replace")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [ln for ln in lines if ln.strip() and parse_progress_line(ln) is None]
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+@dataclass
+class LiveRun:
+    """What the page keeps for a run it launched (one per live row)."""
+    process: object
+    started: float = field(default_factory=time.monotonic)
+    first_step: int | None = None
+    step: int = 0
+    total: int = 0
+
+
+class TrainingPage(QWidget):
+    run_started = pyqtSignal(int)
+
+    def __init__(self, db, parent=None, manager: TrainingManager | None = None):
+        super().__init__(parent)
+        self.db = db
+        self.manager = manager or TrainingManager(db)
+        self.live: dict[int, LiveRun] = {}
+        self.selected_id: int | None = None
+        self.wizard = None
+        self.last_error: str | None = None
+        self._build()
+        signals = app_signals()
+        for sig in (signals.training_completed, signals.training_stopped, signals.experiment_changed):
+            sig.connect(self._on_experiment_changed)
+        signals.training_failed.connect(lambda exp_id, _reason: self._on_experiment_changed(exp_id))
+
+    # -- layout -----------------------------------------------------------------
+    def _build(self) -> None:
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        self.new_button = QPushButton("New Training…")
+        self.new_button.clicked.connect(self.open_new_training)
+        lv.addWidget(self.new_button)
+        self.model = ExperimentsTableModel(self.manager, self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.actions = ActionButtonDelegate(self.table)
+        self.actions.clicked.connect(self._on_action_clicked)
+        self.table.setItemDelegateForColumn(COL_ACTIONS, self.actions)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        lv.addWidget(self.table)
+        self.empty_label = QLabel("No trainings yet. Click “New Training…” to start one.")
+        self.empty_label.setWordWrap(True)
+        lv.addWidget(self.empty_label)
+
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        info = QGroupBox("Training information")
+        form = QFormLayout(info)
+        self.name_label = QLabel("–")
+        self.status_label = QLabel("–")
+        self.status_label.setWordWrap(True)
+        self.step_label = QLabel("–")
+        self.elapsed_label = QLabel("–")
+        self.eta_label = QLabel("–")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        form.addRow("Run:", self.name_label)
+        form.addRow("Status:", self.status_label)
+        form.addRow("Step:", self.step_label)
+        form.addRow("Elapsed:", self.elapsed_label)
+        form.addRow("ETA:", self.eta_label)
+        form.addRow(self.progress_bar)
+        buttons = QHBoxLayout()
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(lambda: self.selected_id and self.stop_experiment(self.selected_id))
+        buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
+        form.addRow(buttons)
+        self.buttons_layout = buttons
+        rv.addWidget(info)
+        self.tabs = QTabWidget()
+        self.plot = MetricsPlot()
+        self.log_view = LogView()
+        self.config_view = QPlainTextEdit()
+        self.config_view.setReadOnly(True)
+        self.tabs.addTab(self.plot, "Metrics")
+        self.tabs.addTab(self.log_view, "Log")
+        self.tabs.addTab(self.config_view, "Configuration")
+        rv.addWidget(self.tabs, 1)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 7)
+        splitter.setSizes([300, 700])
+        self.splitter = splitter
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+        self._update_empty_state()
+        self._show_details(None)
+
+    def _update_empty_state(self) -> None:
+        self.empty_label.setVisible(self.model.rowCount() == 0)
+
+    # -- starting runs -------------------------------------------------------------------
+    def open_new_training(self):
+        """Open the wizard (non-blocking); finishing it starts the run."""
+        from rave_gui.ui.dialogs.new_training import NewTrainingWizard
+        self.wizard = NewTrainingWizard(self.db, self)
+        self.wizard.accepted.connect(lambda: self.start_run(self.wizard.get_config()))
+        self.wizard.open()
+        return self.wizard
+
+    def start_run(self, config: dict) -> int | None:
+        """Create the experiment, start its TrainingProcess, select its row."""
+        try:
+            rave_cli.find_rave()  # before anything is written
+            exp_id = self.manager.start_training(config)
+        except (ValueError, rave_cli.RaveNotFound) as exc:
+            self.show_error(str(exc))
+            return None
+        self.launch(exp_id)
+        self.select_experiment(exp_id)
+        self.run_started.emit(exp_id)
+        return exp_id
+
+    def launch(self, experiment_id: int, resume: bool = False) -> TrainingProcess:
+        process = TrainingProcess(self.manager, experiment_id, resume=resume)
+        self.attach(experiment_id, process)
+        process.start()
+        return process
+
+    def attach(self, experiment_id: int, process) -> None:
+        """Follow a process's signals for one row (a launched or re-attached run)."""
+        self.manager.register_process(experiment_id, process)
+        exp = self.manager.get_experiment(experiment_id)
+        run = LiveRun(process, total=int(exp["config"].get("max_steps", 0)), step=exp.get("current_step") or 0)
+        self.live[experiment_id] = run
+        process.output.connect(lambda line, e=experiment_id: self._on_output(e, line))
+        process.step_update.connect(lambda step, total, e=experiment_id: self._on_step(e, step, total))
+        process.metrics_update.connect(lambda m, e=experiment_id: self._on_metrics(e, m))
+        process.finished.connect(lambda ok, msg, e=experiment_id: self._on_finished(e, ok, msg))
+        self.model.refresh()
+        self._update_empty_state()
+
+    # -- actions --------------------------------------------------------------------------
+    def _on_action_clicked(self, row: int, action: str) -> None:
+        exp = self.model.experiment_at(row)
+        if exp is None:
+            return
+        if action == "Stop":
+            self.stop_experiment(exp["id"])
+        elif action == "Resume":
+            self.resume_experiment(exp["id"])
+
+    def stop_experiment(self, experiment_id: int) -> None:
+        self.manager.stop_training(experiment_id)
+        self.model.update_experiment(experiment_id)
+        if experiment_id == self.selected_id:
+            self._show_details(experiment_id)
+
+    def resume_experiment(self, experiment_id: int, max_steps: int | None = None) -> TrainingProcess | None:
+        try:
+            self.manager.resume_training(experiment_id, max_steps=max_steps)
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return None
+        process = self.launch(experiment_id, resume=True)
+        self.select_experiment(experiment_id)
+        return process
+
+    def show_error(self, text: str) -> None:
+        self.last_error = text
+        box = QMessageBox(QMessageBox.Icon.Warning, "RAVE GUI", text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    # -- selection and details ----------------------------------------------------------------
+    def select_experiment(self, experiment_id: int) -> None:
+        row = self.model.row_of(experiment_id)
+        if row < 0:
+            self.model.refresh()
+            row = self.model.row_of(experiment_id)
+        if row >= 0:
+            self.table.selectionModel().select(
+                self.model.index(row, 0),
+                QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+
+    def _on_selection(self, *_):
+        rows = self.table.selectionModel().selectedRows()
+        exp = self.model.experiment_at(rows[0].row()) if rows else None
+        self._show_details(exp["id"] if exp else None)
+
+    def _show_details(self, experiment_id: int | None) -> None:
+        self.selected_id = experiment_id
+        exp = self.manager.get_experiment(experiment_id) if experiment_id is not None else None
+        self.plot.clear()
+        if exp is None:
+            for label in (self.name_label, self.status_label, self.step_label, self.elapsed_label, self.eta_label):
+                label.setText("–")
+            self.progress_bar.setValue(0)
+            self.log_view.set_lines([])
+            self.config_view.setPlainText("")
+            self.stop_button.setEnabled(False)
+            return
+        self.name_label.setText(exp["name"])
+        self.plot.set_history(self.manager.get_metric_history(experiment_id))
+        self.log_view.set_lines(read_log_lines(exp.get("log_path")))
+        self.config_view.setPlainText(self._config_text(exp))
+        self._refresh_info(experiment_id)
+
+    def _config_text(self, exp: dict) -> str:
+        final = {k: v for k, v in (exp.get("metrics") or {}).items() if not k.startswith("_")}
+        parts = ["Configuration:", json.dumps(exp["config"], indent=2, ensure_ascii=False),
+                 "", "Final metrics:", json.dumps(final, indent=2) if final else "(none yet)",
+                 "", f"Output folder: {exp.get('out_dir')}", f"Log: {exp.get('log_path')}"]
+        return "\n".join(parts)
+
+    def _refresh_info(self, experiment_id: int) -> None:
+        exp = self.manager.get_experiment(experiment_id)
+        if exp is None:
+            return
+        run = self.live.get(experiment_id)
+        total = int(exp["config"].get("max_steps", 0))
+        step = run.step if run else int(exp.get("current_step") or 0)
+        status = exp["status"]
+        if exp.get("error"):
+            status += f": {exp['error']}"
+        self.status_label.setText(status)
+        self.step_label.setText(f"{step:,} / {total:,}")
+        self.progress_bar.setValue(int(100 * step / total) if total else 0)
+        if run is not None:
+            elapsed = time.monotonic() - run.started
+            self.elapsed_label.setText(format_seconds(elapsed))
+            done = step - (run.first_step if run.first_step is not None else step)
+            rate = done / elapsed if elapsed > 0 and done > 0 else None
+            self.eta_label.setText(format_seconds((total - step) / rate) if rate else "–")
+        else:
+            self.elapsed_label.setText("–")
+            self.eta_label.setText("–")
+        self.stop_button.setEnabled(self.manager.is_active(experiment_id))
+
+    # -- live signals -------------------------------------------------------------------------
+    def _on_output(self, experiment_id: int, line: str) -> None:
+        if experiment_id == self.selected_id and parse_progress_line(line) is None:
+            self.log_view.append_line(line)
+
+    def _on_step(self, experiment_id: int, step: int, total: int) -> None:
+        run = self.live.get(experiment_id)
+        if run is not None:
+            if run.first_step is None:
+                run.first_step, run.started = step, time.monotonic()
+            run.step, run.total = step, total
+        self.model.set_step(experiment_id, step)
+        if experiment_id == self.selected_id:
+            self._refresh_info(experiment_id)
+
+    def _on_metrics(self, experiment_id: int, metrics: dict) -> None:
+        if experiment_id == self.selected_id:
+            self.plot.update_metrics(metrics)
+
+    def _on_finished(self, experiment_id: int, ok: bool, message: str) -> None:
+        self.live.pop(experiment_id, None)
+        self.model.update_experiment(experiment_id)
+        if experiment_id == self.selected_id:
+            self._refresh_info(experiment_id)
+
+    def _on_experiment_changed(self, experiment_id: int) -> None:
+        self.model.update_experiment(experiment_id)
+        self._update_empty_state()
+        if experiment_id == self.selected_id:
+            self._refresh_info(experiment_id)
+
+    # -- shutdown -------------------------------------------------------------------------------
+    def live_runs(self) -> list[int]:
+        return [e for e in self.live if self.manager.is_active(e)]
+
+    def stop_all(self, wait_ms: int = 30_000) -> None:
+        processes = [run.process for run in self.live.values()]
+        self.manager.stop_all()
+        for process in processes:
+            process.wait(wait_ms)
