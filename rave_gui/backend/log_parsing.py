@@ -17,8 +17,17 @@ _METRIC_RE = re.compile(
     r"(?<![\w./\-'\"])"
     r"(?P<key>val(?:idation)?[_ ]loss|validation|learning[_ ]rate|global[_ ]step|step|epoch|loss|lr)"
     r"(?![\w\-'\"])\s*(?:[=:]\s*|\s+)"
-    rf"(?P<value>{_NUMBER})(?:/(?P<total>\d+))?(?![\w.])",
+    # the number must end the token: not "0%" (a tqdm "Validation:   0%|" bar), not "1.2.3",
+    # but "loss 0.5." at the end of a sentence is fine
+    rf"(?P<value>{_NUMBER})(?:/(?P<total>\d+))?(?![\w%]|\.\d)",
     re.IGNORECASE,
+)
+# Lines that carry no metrics even when a metric's name and a number appear in
+# them: a traceback's header and frames, an exception's message, and table rows
+# (Lightning's profiler report and model summary start with "|").
+_NOT_METRICS_RE = re.compile(
+    r"^\s*(?:\||Traceback \(most recent call last\)|File \"|During handling of the above exception"
+    r"|[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)(?::|$))"
 )
 
 _CANONICAL = {
@@ -36,6 +45,8 @@ def parse_metrics(line: str) -> dict:
     ``epoch``, ``lr``. Floats, except ``step`` and ``epoch`` (ints); only the
     keys found; ``{}`` when there are none."""
     found: dict = {}
+    if _NOT_METRICS_RE.match(line):
+        return found
     for match in _METRIC_RE.finditer(line):
         key = _CANONICAL[match.group("key").lower()]
         if key in found:

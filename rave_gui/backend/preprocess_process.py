@@ -26,6 +26,8 @@ from rave_gui.core.signals import app_signals
 # (on the same line as the last tqdm bar: "... 1it [00:00,  1.76it/s](TypeError('...'),)")
 _WORKER_ERROR = re.compile(r"\((?P<kind>\w+(?:Error|Exception))\((?P<detail>.*)\),\)\s*$")
 _NO_FILES = "No valid file found in"
+CANCELLED = "Cancelled: the dataset was not created and the half-written folder was removed."
+CANCELLED_BEFORE = "Cancelled before RAVE started: nothing was written."
 
 
 def explain_worker_error(kind: str, detail: str) -> str:
@@ -66,6 +68,8 @@ class PreprocessProcess(ProcessThread):
         out.parent.mkdir(parents=True, exist_ok=True)
 
     def build_command(self) -> list[str]:
+        if self.stop_requested:
+            raise ValueError(CANCELLED_BEFORE)
         return preprocess_command(self.rave, self.plan)
 
     def on_started(self, pid: int) -> None:
@@ -102,8 +106,7 @@ class PreprocessProcess(ProcessThread):
         if self.failure:
             return self._give_up(self.failure)
         if self.stop_requested:
-            return self._give_up("Cancelled: the dataset was not created and the "
-                                 "half-written folder was removed.")
+            return self._give_up(CANCELLED)
         if returncode != 0:
             return self._give_up(self._explain_exit(returncode))
         written = self._written_seconds()

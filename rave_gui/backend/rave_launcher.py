@@ -18,6 +18,8 @@ as the ``rave`` console script does. The callbacks:
   TensorBoard writer's late flushes, plus the run folder and checkpoint paths.
 * **Logging interval.** ``RAVE_GUI_LOG_EVERY=N`` sets Lightning's
   ``log_every_n_steps`` (default 50): how often the losses reach the event file.
+* **Checkpoint index.** Every checkpoint saved is noted with its step and
+  validation loss in ``checkpoints/rave-gui-index.jsonl``.
 * **Learning rate.** Lightning's ``LearningRateMonitor`` logs the optimizers'
   real learning rates (``lr-Adam``: RAVE's generator schedule) to the event
   file, so the plot shows the schedule RAVE really follows.
@@ -69,6 +71,13 @@ def _install_callbacks() -> None:
             print(f"[rave-gui] step={trainer.global_step}/{trainer.max_steps}", flush=True)
 
     original_init = pl.Trainer.__init__
+    original_save = pl.Trainer.save_checkpoint
+
+    def patched_save(self, filepath, *args, **kwargs):
+        original_save(self, filepath, *args, **kwargs)
+        _index_checkpoint(self, str(filepath))
+
+    pl.Trainer.save_checkpoint = patched_save
 
     def patched_init(self, *args, **kwargs):
         callbacks = list(kwargs.get("callbacks") or [])
@@ -80,6 +89,21 @@ def _install_callbacks() -> None:
         original_init(self, *args, **kwargs)
 
     pl.Trainer.__init__ = patched_init
+
+
+def _index_checkpoint(trainer, path: str) -> None:
+    """Note the step and validation loss of a saved checkpoint next to it
+    (``rave-gui-index.jsonl``): the app lists checkpoints without torch."""
+    import json
+    val = trainer.callback_metrics.get("validation")
+    record = {"file": os.path.basename(path), "step": int(trainer.global_step),
+              "validation": float(val) if val is not None else None, "time": time.time()}
+    try:
+        with open(os.path.join(os.path.dirname(path), "rave-gui-index.jsonl"), "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    except OSError:
+        pass
+    print(f"[rave-gui] saved {os.path.basename(path)} at step={record['step']}", flush=True)
 
 
 def main() -> None:

@@ -98,13 +98,24 @@ class DatabaseError(Exception):
     """A database the app cannot use; the message says what to do."""
 
 
+def _probe_uri(path: Path) -> str:
+    """A read-only URI for ``path`` (percent-encoded: '#', '?' and '%' are legal in
+    folder names). ``immutable`` when no other connection is using the file, so
+    that looking at a WAL database does not leave -wal/-shm files behind."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    side = [path.with_name(path.name + suffix) for suffix in ("-wal", "-journal")]
+    if not any(p.exists() for p in side):
+        uri += "&immutable=1"
+    return uri
+
+
 def _read_user_version(path: Path) -> int:
-    """Read the schema version without writing a byte to the file."""
+    """Read the schema version without writing a byte to the file (or next to it)."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(_probe_uri(path), uri=True)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
@@ -113,6 +124,12 @@ def _read_user_version(path: Path) -> int:
             "It was left untouched: move it aside (or restore a .bak copy next to it) "
             "and start the app again."
         ) from exc
+    if version == 0 and objects:
+        raise DatabaseError(
+            f"The file {path} is an SQLite database, but not one RAVE GUI wrote "
+            "(it has tables and no RAVE GUI schema version). It was left untouched: "
+            "move it aside, or choose another data folder with --data-dir."
+        )
     return int(version)
 
 
@@ -134,13 +151,35 @@ class Database:
         self._conn = sqlite3.connect(
             str(self.path), check_same_thread=False, isolation_level=None, timeout=30
         )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        if existing and 0 < version < SCHEMA_VERSION:
-            self.backup(self.path.with_name(f"{self.path.name}.v{version}.bak"))
-        self._migrate(version)
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            # read again through the real connection: another instance may have
+            # written between the probe and now
+            version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise DatabaseError(
+                    f"The database {self.path} was written by a newer RAVE GUI "
+                    f"(schema {version}, this app knows up to {SCHEMA_VERSION}). "
+                    "Update RAVE GUI to open it."
+                )
+            if existing and 0 < version < SCHEMA_VERSION:
+                # before anything else touches the file (the WAL switch included)
+                self.backup(self.path.with_name(f"{self.path.name}.v{version}.bak"))
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(version)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise DatabaseError(
+                f"The database {self.path} could not be opened or upgraded from schema "
+                f"{version} ({exc}). A copy from before the upgrade is next to it "
+                f"({self.path.name}.v{version}.bak) when there was one to make; "
+                "restore it, or move the file aside and start the app again."
+            ) from exc
+        except BaseException:
+            self._conn.close()
+            raise
 
     # -- schema -----------------------------------------------------------
     def _migrate(self, current: int) -> None:
@@ -177,11 +216,15 @@ class Database:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
                 self._conn.execute("COMMIT")
+            except BaseException:
+                # a failed statement may have ended the transaction itself
+                # (INSERT OR ROLLBACK, SQLITE_FULL): a second ROLLBACK would then
+                # raise and hide the real error. A failed COMMIT is rolled back too,
+                # or every later block would silently join a transaction never committed.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> sqlite3.Cursor:
         with self.transaction() as conn:

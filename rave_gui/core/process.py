@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import psutil
 from PyQt6.QtCore import QThread, pyqtSignal
 
 _LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
@@ -45,6 +46,31 @@ def kill_group(pgid: int, sig: int) -> bool:
 
 def group_alive(pgid: int) -> bool:
     return kill_group(pgid, 0)
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Pids in process group ``pgid`` that still run (zombies waiting for a parent
+    that never reaps them, such as a container's init, do not count)."""
+    pids = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE or os.getpgid(proc.pid) != pgid:
+                continue
+        except (OSError, psutil.Error):
+            continue
+        pids.append(proc.pid)
+    return pids
+
+
+def end_group(pgid: int, timeout: float = 2.0) -> None:
+    """SIGKILL what is left of a group and wait (bounded) until none of it runs."""
+    if not group_alive(pgid):
+        return
+    kill_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while live_group_members(pgid) and time.monotonic() < deadline:
+        kill_group(pgid, signal.SIGKILL)
+        time.sleep(0.01)
 
 
 class ProcessThread(QThread):
@@ -147,9 +173,17 @@ class ProcessThread(QThread):
             self.pid = self._popen.pid
             if self.stop_requested:  # stop() raced with the start
                 kill_group(self.pid, signal.SIGINT)
-            self.on_started(self.pid)
-            self.returncode = self._follow(log_path, start_offset, lambda: self._popen.poll())
-            ok, message = self.outcome(self.returncode)
+            try:
+                self.on_started(self.pid)
+                self.returncode = self._follow(log_path, start_offset, lambda: self._popen.poll())
+                ok, message = self.outcome(self.returncode)
+            except Exception as exc:  # noqa: BLE001 - a hook failed: never leave the child behind
+                # (an exception escaping QThread.run aborts a PyQt app, and finished would never come)
+                end_group(self.pid)
+                self._popen.wait()
+                self.returncode = self._popen.returncode
+                self.error = f"{type(exc).__name__}: {exc}"
+                ok, message = False, f"The run was ended because of an internal error ({self.error})."
         finally:
             if temp is not None:
                 with_suppress_unlink(log_path)
@@ -179,8 +213,8 @@ class ProcessThread(QThread):
                 if not chunk:
                     time.sleep(self.poll_interval)
             # the leader is gone: end what it left behind (worker processes)
-            if self.pid and group_alive(self.pid):
-                kill_group(self.pid, signal.SIGKILL)
+            if self.pid:
+                end_group(self.pid)
             tail = source.read()
             lines, pending = split_output(pending + tail)
             for line in lines + ([pending.decode("utf-8", "replace")] if pending else []):

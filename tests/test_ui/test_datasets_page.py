@@ -138,3 +138,21 @@ def test_dialog_creates_a_dataset_with_real_preprocess(qtbot, dialog, db, tmp_pa
     row = DatasetManager(db).get_dataset(dialog.dataset_id)
     assert row["name"] == "audio" and Path(row["path"]) == Path(db.path).parent / "datasets" / "audio"
     assert dialog.error_text() == ""
+
+
+@pytest.mark.e2e
+def test_dialog_cancel_keeps_it_open_with_the_sentence(qtbot, dialog, db, tmp_path):
+    path = tmp_path / "audio" / "a.wav"
+    path.parent.mkdir()
+    soundfile.write(str(path), np.zeros(2 * 44100, dtype="float32") + 0.1, 44100)
+    dialog.add_folder(path.parent)
+    dialog.num_signal = 4096
+    assert dialog.create() is True
+    process = dialog.process
+    qtbot.waitUntil(lambda: process.pid is not None, timeout=30_000)  # RAVE runs
+    with qtbot.waitSignal(process.finished, timeout=60_000):
+        dialog.cancel_button.click()  # while running: stop, stay open
+    process.wait()
+    assert dialog.error_text().startswith("Cancelled") and "full output" not in dialog.error_text()
+    assert dialog.result() == 0 and dialog.dataset_id is None and dialog.create_button.isEnabled()
+    assert DatasetManager(db).list_datasets() == [] and not (Path(db.path).parent / "datasets" / "audio").exists()

@@ -5,6 +5,7 @@ in its thread, and the tests drive ``add_folder``, ``create`` and ``cancel``.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout,
@@ -15,6 +16,8 @@ from rave_gui.backend.datasets import DatasetManager
 from rave_gui.backend.rave_cli import RaveNotFound
 
 SAMPLE_RATES = (44100, 22050, 32000, 48000)
+CHANNELS_TIP = ("For a mono dataset RAVE keeps the first (left) channel of stereo files; "
+               "for a stereo dataset it duplicates mono files.")
 LAZY_TIP = ("Store only the file list and decode the audio with ffmpeg during training: "
             "fast to create and small on disk, but training reads slower.")
 
@@ -25,6 +28,8 @@ class NewDatasetDialog(QDialog):
         self.setWindowTitle("New dataset from audio")
         self.manager = DatasetManager(db)
         self.datasets_dir = Path(db.path).parent / "datasets"
+        self.logs_dir = Path(db.path).parent / "logs"
+        self.log_path: Path | None = None
         self.dataset_id: int | None = None
         self.process = None
         self.num_signal: int | None = None  # RAVE's default; tests set a small one
@@ -63,6 +68,7 @@ class NewDatasetDialog(QDialog):
         self.channels_combo = QComboBox()
         self.channels_combo.addItem("1 (mono)", 1)
         self.channels_combo.addItem("2 (stereo)", 2)
+        self.channels_combo.setToolTip(CHANNELS_TIP)
         self.rate_combo = QComboBox()
         for rate in SAMPLE_RATES:
             self.rate_combo.addItem(f"{rate:,} Hz", rate)
@@ -158,11 +164,13 @@ class NewDatasetDialog(QDialog):
         if self.is_running():
             return False
         self.show_error(None)
+        slug = re.sub(r"[^\w.-]+", "_", self.name_edit.text().strip()) or "dataset"
+        self.log_path = self.logs_dir / f"preprocess-{slug}.log"
         try:
             self.process = self.manager.create_from_audio(
                 self.folders(), self.output_edit.text().strip(), self.name_edit.text(),
                 channels=self.channels_combo.currentData(), sample_rate=self.rate_combo.currentData(),
-                num_signal=self.num_signal, lazy=self.lazy_check.isChecked())
+                num_signal=self.num_signal, lazy=self.lazy_check.isChecked(), log_path=self.log_path)
         except (ValueError, RaveNotFound) as exc:
             self.show_error(str(exc))
             return False
@@ -204,6 +212,9 @@ class NewDatasetDialog(QDialog):
             return
         self.progress_bar.hide()
         self.status_label.clear()
+        cancelled = process is not None and process.stop_requested and not process.failure
+        if process is not None and process.pid and not cancelled:  # RAVE ran and failed
+            message += f" The full output is in {self.log_path}."
         self.show_error(message)
         if self._close_when_done:
             super().reject()
