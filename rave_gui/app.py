@@ -28,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("RAVE GUI")
-    root = paths.data_dir(args.data_dir)
     try:
+        root = paths.data_dir(args.data_dir)
         db = Database(paths.database_path(root))
-    except DatabaseError as exc:
+    except (DatabaseError, paths.DataDirError) as exc:
         print(f"rave-gui: {exc}", file=sys.stderr)
         QMessageBox.critical(None, "RAVE GUI", str(exc))
         return 2

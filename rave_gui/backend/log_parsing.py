@@ -129,8 +129,14 @@ _EXPLANATIONS = [
      "The disk is full. Free some space (delete old checkpoints), then resume."),
     (re.compile(r"Training on mac is not available yet"),
      "RAVE cannot train on a Mac GPU. Choose CPU as the device."),
-    (re.compile(r"(?:Unknown|No) configurable[^\n]*|Could not find configurable[^\n]*|"
-                r"Unable to find file[^\n]*\.gin"),
+    # measured: `--override rave.RAVE.phase_1_duration=N` stops `rave train` at once, because
+    # outside the gin files the class is rave.model.RAVE; RAVE.phase_1_duration=N works
+    (re.compile(r"No configurable matching 'rave\.RAVE'"),
+     "RAVE did not accept an override: it does not know the name rave.RAVE. Write RAVE.… instead "
+     "(for example RAVE.phase_1_duration=200000)."),
+    (re.compile(r"(?:Unknown|No) configurable[^\n]*?(?=\.?$)|Could not find configurable[^\n]*?(?=\.?$)|"
+                r"Unable to find file[^\n]*\.gin|Configurable '[^']*' doesn't have a parameter named '[^']*'",
+                re.M),
      "RAVE did not accept the configuration: {m}. Check the config, modifiers and overrides."),
 ]
 _EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt))\b:?\s*(.*)$")
@@ -151,3 +157,12 @@ def explain_failure(lines: list[str], returncode: int | None) -> str:
         if match:
             return f"RAVE stopped with {match.group(1)}: {match.group(2).strip() or 'no message'}. See the log for details."
     return f"RAVE exited with code {returncode}. See the log for details."
+
+
+_BAR_RE = re.compile(r"[^\r\n|]*?:\s*\d{1,3}%\|[^|]*\|\s*\d+/\d+(?: \[[^\]]*\])?|[^\r\n|]*?: \d+it \[[^\]]*\]")
+
+
+def strip_progress(line: str) -> str:
+    """The line without tqdm bar redraws; text printed after a bar survives
+    (``...| 2/2 [00:01<00:00]`Trainer.fit` stopped: ...`` -> the message)."""
+    return _BAR_RE.sub("", line).strip()

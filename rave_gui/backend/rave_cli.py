@@ -5,6 +5,7 @@ No Qt, no torch: the GUI never imports RAVE itself, it launches it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,65 @@ ENV_RAVE = "RAVE_GUI_RAVE"
 # RAVE's hard-coded generator schedule and when phase 2 (adversarial) starts.
 RAVE_GEN_LR = (1e-3, 1e-4)
 RAVE_DIS_LR = 1e-4
-DEFAULT_PHASE_1 = {"v1": 1_000_000, "v2": 1_000_000, "v2_small": 1_000_000, "v3": 1_000_000,
-                   "discrete": 200_000, "v2_nopqmf": 1_000_000, "v2_nopqmf_small": 1_000_000}
+
+# When phase 2 begins, read off acids-rave 2.3.1's configs/*.gin. v1.gin binds
+# ``PHASE_1_DURATION = 1000000`` and ``rave.RAVE.phase_1_duration = %PHASE_1_DURATION``;
+# v2, v2_small, onnx (and raspberry, which includes onnx), hybrid include it unchanged;
+# discrete.gin (and discrete_v3) rebinds the macro to 200000; wasserstein.gin rebinds it
+# to 200000 and points phase_1_duration back at it. v2_nopqmf.gin (1000000),
+# v2_nopqmf_small.gin (500000), v2_with_augs.gin (1000000) and the spherical modifier
+# (200000) bind rave.RAVE.phase_1_duration to a number: there a PHASE_1_DURATION
+# override changes nothing.
+_PHASE_1_MACRO = {**{c: 1_000_000 for c in ("v1", "v2", "v2_small", "v3", "v2_nopqmf", "v2_nopqmf_small",
+                                            "v2_with_augs", "onnx", "raspberry")},
+                  "discrete": 200_000, "discrete_v3": 200_000}
+_PHASE_1_BOUND = {"v2_nopqmf": 1_000_000, "v2_nopqmf_small": 500_000, "v2_with_augs": 1_000_000}
+# gin names RAVE's class rave.model.RAVE: an override may write RAVE.phase_1_duration,
+# model.RAVE.… or rave.model.RAVE.…; rave.RAVE.… is read here too, although `rave train`
+# rejects it ("No configurable matching 'rave.RAVE'": only the gin files import rave as such).
+_PHASE_OVERRIDE = re.compile(r"^\s*(?P<key>PHASE_1_DURATION|(?:rave\.)?(?:model\.)?RAVE\.phase_1_duration)"
+                             r"\s*=\s*(?P<value>\S.*?)\s*$")
+
+
+def _gin_int(text: str) -> int | None:
+    try:
+        return int(float(text.replace("_", "")))
+    except ValueError:
+        return None
+
+
+def phase_1_duration(base_config: str, modifiers=(), overrides=()) -> int | None:
+    """The step at which RAVE starts phase 2 (adversarial) for this base config,
+    modifiers (applied in order, after the base) and ``--override`` bindings
+    (applied last, as ``rave train`` does), or ``None`` when it cannot be told
+    (an unknown config, or an override whose value cannot be read)."""
+    macro = _PHASE_1_MACRO.get(base_config)
+    bound = _PHASE_1_BOUND.get(base_config)
+    for mod in modifiers:
+        if mod == "wasserstein":        # PHASE_1_DURATION = 200000, phase_1_duration = %PHASE_1_DURATION
+            macro, bound = 200_000, None
+        elif mod == "spherical":        # rave.RAVE.phase_1_duration = 200000
+            bound = 200_000
+        elif mod == "hybrid":           # include "configs/v2.gin" (which includes v1.gin)
+            macro, bound = 1_000_000, None
+    for binding in overrides:
+        match = _PHASE_OVERRIDE.match(binding)
+        if not match:
+            continue
+        value = match["value"]
+        if match["key"] == "PHASE_1_DURATION":
+            macro = _gin_int(value)
+        elif value == "%PHASE_1_DURATION":
+            bound = None
+        else:
+            bound = _gin_int(value)
+            if bound is None:
+                return None
+    return bound if bound is not None else macro
+
+
+# Phase 1 of each base config alone (no modifiers, no overrides).
+DEFAULT_PHASE_1 = {name: phase_1_duration(name) for name in RAVE_CONFIGS}
 
 LAUNCHER = Path(__file__).with_name("rave_launcher.py")
 

@@ -131,6 +131,10 @@ class TrainingManager:
                 (cfg.get("project_id"), cfg["name"], cfg["dataset_id"], json.dumps(cfg), now()))
             exp_id = int(cur.lastrowid)
             out_dir = self.runs_root / str(exp_id)
+            suffix = 1
+            while out_dir.exists():  # SQLite reuses the ids of deleted experiments
+                out_dir = self.runs_root / f"{exp_id}-{suffix}"
+                suffix += 1
             conn.execute("UPDATE experiments SET out_dir = ?, log_path = ? WHERE id = ?",
                          (str(out_dir), str(out_dir / "train.log"), exp_id))
             self._add_event(conn, exp_id, "started", 0)
@@ -212,8 +216,11 @@ class TrainingManager:
             step_now = row["current_step"] or 0
             points = []
             for item in batch:
-                step = item.get("step", step_now)
-                step = int(step) if step is not None else step_now
+                raw = item.get("step", step_now)
+                try:
+                    step = step_now if raw is None else int(raw)
+                except (TypeError, ValueError, OverflowError):
+                    continue
                 step_now = max(step_now, step)
                 for key, value in item.items():
                     if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):

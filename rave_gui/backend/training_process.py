@@ -150,6 +150,8 @@ class TrainingProcess(ProcessThread):
         self.read_events(final=True)
         if self.stop_requested:
             status, ok, message = "stopped", False, f"Stopped at step {self.step}."
+            self._finish(status, None)
+            return ok, message
         elif returncode == 0 and (self.fit_ended or self.step >= self.total_steps):
             status, ok, message = "completed", True, f"Completed {self.total_steps} steps."
             if self.step < self.total_steps:
@@ -166,9 +168,8 @@ class TrainingProcess(ProcessThread):
 
     def _finish(self, status: str, reason: str | None) -> None:
         exp = self.manager.get_experiment(self.experiment_id)
-        if exp is not None and exp["status"] in ("running", status):
-            if exp["status"] == "running" or reason:
-                self.manager.update_experiment_status(self.experiment_id, status, reason)
+        if exp is not None and exp["status"] == "running":  # a stop already recorded itself
+            self.manager.update_experiment_status(self.experiment_id, status, reason)
         self.manager.set_process_info(self.experiment_id, None, None)
         self.manager.unregister_process(self.experiment_id, self)
         signals = app_signals()

@@ -17,6 +17,10 @@ ENV_DATA_DIR = "RAVE_GUI_DATA_DIR"
 DB_FILENAME = "rave_gui.sqlite3"
 
 
+class DataDirError(OSError):
+    """The data folder cannot be created or is not a folder; the message says what to do."""
+
+
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Return (and create) the directory that holds the database and runs."""
     if explicit:
@@ -26,7 +30,13 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     else:
         path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
     path = path.expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(
+            f"The data folder {path} cannot be used ({exc.strerror or exc}). Choose another "
+            f"with --data-dir or {ENV_DATA_DIR}, or fix its permissions."
+        ) from exc
     return path
 
 

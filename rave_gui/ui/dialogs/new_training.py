@@ -9,7 +9,6 @@ when it is accepted, ``get_config()`` returns exactly the dictionary
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, pyqtSlot
@@ -21,8 +20,8 @@ from PyQt6.QtWidgets import (
 
 from rave_gui.backend.datasets import DatasetManager
 from rave_gui.backend.rave_cli import (
-    DEFAULT_PHASE_1, RAVE_CONFIGS, RAVE_DIS_LR, RAVE_GEN_LR, RAVE_MODIFIERS, RaveNotFound,
-    detect_gpus, display_command, find_rave, train_command,
+    RAVE_CONFIGS, RAVE_DIS_LR, RAVE_GEN_LR, RAVE_MODIFIERS, RaveNotFound,
+    detect_gpus, display_command, find_rave, phase_1_duration, train_command,
 )
 from rave_gui.backend.training import DEFAULTS, OVERRIDE_RE, TrainingManager, validate_name
 from rave_gui.core.signals import app_signals
@@ -59,52 +58,6 @@ MODIFIER_HELP = {
     "hybrid": "A mel-spectrogram encoder with a recurrent generator (includes v2 again).",
     "normalize_ambient": "Compresses the training audio (dynamic range augmentation).",
 }
-
-# When RAVE's phase 2 (adversarial training) begins, read off acids-rave 2.3.1's
-# configs/*.gin: rave.RAVE.phase_1_duration = %PHASE_1_DURATION (v1.gin: 1 000 000,
-# discrete.gin: 200 000) unless a config binds phase_1_duration directly.
-_PHASE_1_MACRO = {**{c: 1_000_000 for c in ("v1", "v2", "v2_small", "v3", "v2_nopqmf",
-                                            "v2_nopqmf_small", "onnx", "raspberry")},
-                  "discrete": 200_000, "discrete_v3": 200_000}
-_PHASE_1_BOUND = {"v2_nopqmf": 1_000_000, "v2_nopqmf_small": 500_000}
-_PHASE_OVERRIDE = re.compile(r"^\s*(?P<key>PHASE_1_DURATION|(?:rave\.)?RAVE\.phase_1_duration)"
-                             r"\s*=\s*(?P<value>\S.*?)\s*$")
-
-
-def _gin_int(text: str) -> int | None:
-    try:
-        return int(float(text.replace("_", "")))
-    except ValueError:
-        return None
-
-
-def phase_1_duration(base_config: str, modifiers=(), overrides=()) -> int | None:
-    """The step at which RAVE starts phase 2 (adversarial) for this combination,
-    or ``None`` when it cannot be told (an override with a value we cannot read)."""
-    macro = _PHASE_1_MACRO.get(base_config, DEFAULT_PHASE_1.get(base_config))
-    bound = _PHASE_1_BOUND.get(base_config)
-    for mod in modifiers:
-        if mod == "wasserstein":        # PHASE_1_DURATION = 200000, phase_1_duration = %PHASE_1_DURATION
-            macro, bound = 200_000, None
-        elif mod == "spherical":        # rave.RAVE.phase_1_duration = 200000
-            bound = 200_000
-        elif mod == "hybrid":           # include "configs/v2.gin" (which includes v1.gin)
-            macro, bound = 1_000_000, None
-    for binding in overrides:
-        match = _PHASE_OVERRIDE.match(binding)
-        if not match:
-            continue
-        value = match["value"]
-        if match["key"] == "PHASE_1_DURATION":
-            macro = _gin_int(value)
-        elif value == "%PHASE_1_DURATION":
-            bound = None
-        else:
-            bound = _gin_int(value)
-            if bound is None:
-                return None
-    result = bound if bound is not None else macro
-    return result
 
 
 def parse_overrides(text: str) -> tuple[list[str], list[str]]:

@@ -12,7 +12,7 @@ from PyQt6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxLay
                              QTableView, QTabWidget, QVBoxLayout, QWidget)
 
 from rave_gui.backend import rave_cli
-from rave_gui.backend.log_parsing import parse_progress_line
+from rave_gui.backend.log_parsing import strip_progress
 from rave_gui.backend.training import TrainingManager, TrainingProcess
 from rave_gui.core.signals import app_signals
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, ExperimentsTableModel
@@ -33,7 +33,7 @@ def read_log_lines(path: str | None, limit_bytes: int = LOG_TAIL_BYTES) -> list[
         fh.seek(max(0, size - limit_bytes))
         text = fh.read().decode("utf-8", "replace")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return [ln for ln in lines if ln.strip() and parse_progress_line(ln) is None]
+    return [kept for kept in map(strip_progress, lines) if kept]
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -288,8 +288,10 @@ class TrainingPage(QWidget):
 
     # -- live signals -------------------------------------------------------------------------
     def _on_output(self, experiment_id: int, line: str) -> None:
-        if experiment_id == self.selected_id and parse_progress_line(line) is None:
-            self.log_view.append_line(line)
+        if experiment_id == self.selected_id:
+            kept = strip_progress(line)
+            if kept:
+                self.log_view.append_line(kept)
 
     def _on_step(self, experiment_id: int, step: int, total: int) -> None:
         run = self.live.get(experiment_id)

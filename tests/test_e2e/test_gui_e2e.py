@@ -1,0 +1,71 @@
+"""The window, driven like a person would: wizard -> real `rave train` on the CPU ->
+real loss points in the plot -> a second run stopped from its table row."""
+from __future__ import annotations
+
+import pytest
+from PyQt6.QtCore import Qt
+
+from rave_gui.backend.datasets import DatasetManager
+from rave_gui.core.database import Database
+from rave_gui.ui.models.experiments_model import COL_ACTIONS
+
+pytestmark = pytest.mark.e2e
+
+
+def test_wizard_run_plot_and_stop_from_table(qtbot, tmp_path, rave_dataset):
+    from rave_gui.main_window import MainWindow
+    db = Database(tmp_path / "gui.sqlite3")
+    ds_id = DatasetManager(db).register(rave_dataset, name="tones")
+    window = MainWindow(db)
+    qtbot.addWidget(window)
+    window.show()
+    page = window.training_page
+
+    wizard = page.open_new_training()
+    assert wizard.select_dataset(ds_id)
+    wizard.next()
+    wizard.config_page.set_base_config("v2_small")
+    wizard.next()
+    params = wizard.parameters_page
+    params.name_edit.setText("gui run")
+    params.max_steps.setValue(30)
+    params.batch_size.setValue(2)
+    params.val_every.setValue(10)
+    params.set_device("cpu")
+    wizard.next()
+    assert "--max_steps 30" in wizard.confirmation_page.command_text()
+    wizard.accept()
+    qtbot.waitUntil(lambda: page.selected_id is not None, timeout=10_000)
+    first = page.selected_id
+    assert page.manager.get_experiment(first)["name"] == "gui run"
+
+    # real validation losses (RAVE validates every 10 steps here) reach the plot live
+    qtbot.waitUntil(lambda: len(page.plot.get_history().get("val_loss", ([], []))[0]) >= 1, timeout=600_000)
+    steps, values = page.plot.get_history()["val_loss"]
+    assert steps[0] == 9 and values[0] > 0
+    assert page.progress_bar.value() > 0 and "/ 30" in page.step_label.text()
+
+    # a second run, stopped with the Stop button of its row
+    second = page.start_run(dict(name="second", dataset_id=ds_id, base_config="v2_small", max_steps=5000,
+                                 batch_size=2, device="cpu", val_every=1000))
+    assert second is not None
+    qtbot.waitUntil(lambda: (page.manager.get_experiment(second)["current_step"] or 0) >= 3, timeout=600_000)
+    row = page.model.row_of(second)
+    index = page.model.index(row, COL_ACTIONS)
+    assert index.data() == "Stop"
+    assert page.model.index(page.model.row_of(first), COL_ACTIONS).data() in ("Stop", "Resume")
+    rect = page.table.visualRect(index)
+    qtbot.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert page.manager.get_experiment(second)["status"] == "stopped"
+    qtbot.waitUntil(lambda: second not in page.live, timeout=30_000)
+    assert page.model.index(page.model.row_of(second), COL_ACTIONS).data() == "Resume"
+
+    qtbot.waitUntil(lambda: first not in page.live, timeout=600_000)
+    exp = page.manager.get_experiment(first)
+    assert exp["status"] == "completed", exp.get("error")
+    page.select_experiment(first)
+    assert "completed" in page.status_label.text()
+    assert page.log_view.toPlainText().count("max_steps=30") >= 1
+    window.confirm_stop = lambda count: True
+    window.close()
+    db.close()
