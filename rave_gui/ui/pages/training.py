@@ -16,7 +16,11 @@ from rave_gui.backend.log_parsing import strip_progress
 from rave_gui.backend.training import TrainingManager, TrainingProcess
 from rave_gui.core.signals import app_signals
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, ExperimentsTableModel
+from rave_gui.backend.checkpoints import delete_checkpoint, list_checkpoints
+from rave_gui.backend.export import ExportProcess, list_exports
+from rave_gui.backend.training_process import find_run_dir
 from rave_gui.ui.widgets.action_delegate import ActionButtonDelegate
+from rave_gui.ui.widgets.checkpoints_view import CheckpointsView
 from rave_gui.ui.widgets.log_view import LogView
 from rave_gui.ui.widgets.metrics_plot import MetricsPlot
 
@@ -63,6 +67,7 @@ class TrainingPage(QWidget):
         self.db = db
         self.manager = manager or TrainingManager(db)
         self.live: dict[int, LiveRun] = {}
+        self.exports: dict[int, ExportProcess] = {}
         self.selected_id: int | None = None
         self.wizard = None
         self.last_error: str | None = None
@@ -119,7 +124,16 @@ class TrainingPage(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(lambda: self.selected_id and self.stop_experiment(self.selected_id))
         buttons.addWidget(self.stop_button)
-        buttons.addStretch(1)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(lambda: self.selected_id and self.resume_experiment(self.selected_id))
+        buttons.addWidget(self.resume_button)
+        self.export_button = QPushButton("Export for nn~ / VST…")
+        self.export_button.clicked.connect(lambda: self.selected_id and self.export_experiment(self.selected_id))
+        buttons.addWidget(self.export_button)
+        self.export_label = QLabel("")
+        self.export_label.setWordWrap(True)
+        self.export_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        buttons.addWidget(self.export_label, 1)
         form.addRow(buttons)
         self.buttons_layout = buttons
         rv.addWidget(info)
@@ -131,6 +145,9 @@ class TrainingPage(QWidget):
         self.tabs.addTab(self.plot, "Metrics")
         self.tabs.addTab(self.log_view, "Log")
         self.tabs.addTab(self.config_view, "Configuration")
+        self.checkpoints = CheckpointsView()
+        self.checkpoints.delete_requested.connect(self._delete_checkpoint)
+        self.tabs.addTab(self.checkpoints, "Checkpoints")
         rv.addWidget(self.tabs, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -215,6 +232,40 @@ class TrainingPage(QWidget):
         self.select_experiment(experiment_id)
         return process
 
+    def export_experiment(self, experiment_id: int, output_dir=None, streaming: bool = True,
+                          fidelity: float = 0.95) -> ExportProcess | None:
+        """Run `rave export` in the background; the result shows next to the button."""
+        try:
+            process = ExportProcess(self.manager, experiment_id, output_dir, streaming, fidelity)
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return None
+        self.exports[experiment_id] = process
+        process.progress.connect(lambda pct, msg: self.export_label.setText(f"Exporting… {msg}"))
+        process.finished.connect(lambda ok, msg, e=experiment_id: self._on_export_finished(e, ok, msg))
+        process.start()
+        self._refresh_info(experiment_id)
+        return process
+
+    def _on_export_finished(self, experiment_id: int, ok: bool, message: str) -> None:
+        process = self.exports.pop(experiment_id, None)
+        if process is not None:
+            process.wait(1000)
+        if not ok:
+            self.show_error(f"Export failed: {message}")
+        if experiment_id == self.selected_id:
+            self._refresh_info(experiment_id)
+
+    def _delete_checkpoint(self, path: str) -> None:
+        exp = self.manager.get_experiment(self.selected_id) if self.selected_id else None
+        if exp is None:
+            return
+        try:
+            delete_checkpoint(find_run_dir(exp["out_dir"]), path)
+        except (ValueError, OSError) as exc:
+            self.show_error(str(exc))
+        self._refresh_info(exp["id"])
+
     def show_error(self, text: str) -> None:
         self.last_error = text
         box = QMessageBox(QMessageBox.Icon.Warning, "RAVE GUI", text, QMessageBox.StandardButton.Ok, self)
@@ -247,7 +298,10 @@ class TrainingPage(QWidget):
             self.progress_bar.setValue(0)
             self.log_view.set_lines([])
             self.config_view.setPlainText("")
-            self.stop_button.setEnabled(False)
+            for button in (self.stop_button, self.resume_button, self.export_button):
+                button.setEnabled(False)
+            self.checkpoints.set_checkpoints([])
+            self.export_label.setText("")
             return
         self.name_label.setText(exp["name"])
         self.plot.set_history(self.manager.get_metric_history(experiment_id))
@@ -284,7 +338,19 @@ class TrainingPage(QWidget):
         else:
             self.elapsed_label.setText("–")
             self.eta_label.setText("–")
-        self.stop_button.setEnabled(self.manager.is_active(experiment_id))
+        active = self.manager.is_active(experiment_id)
+        self.stop_button.setEnabled(active)
+        self.resume_button.setEnabled(not active and exp["status"] != "running")
+        self.export_button.setEnabled(not active and exp["status"] != "running"
+                                      and experiment_id not in self.exports)
+        self.checkpoints.set_checkpoints(list_checkpoints(find_run_dir(exp["out_dir"])) if exp.get("out_dir") else [])
+        done = list_exports(self.db, experiment_id)
+        if experiment_id in self.exports:
+            self.export_label.setText("Exporting…")
+        elif done:
+            self.export_label.setText(f"Exported: {done[0]['path']}")
+        else:
+            self.export_label.setText("")
 
     # -- live signals -------------------------------------------------------------------------
     def _on_output(self, experiment_id: int, line: str) -> None:

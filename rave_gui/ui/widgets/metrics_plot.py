@@ -99,6 +99,12 @@ def _linear_recurrence(x: np.ndarray, a: float) -> np.ndarray:
     return (local + carry[:, None] * (a * p)).ravel()[:n]
 
 
+def _mark_if_sparse(line, below: int = 20) -> None:
+    """Dots on a line with few points, so a single point is visible at all."""
+    line.set_marker("o" if len(line.get_xdata()) < below else "None")
+    line.set_markersize(3)
+
+
 class _Series:
     """Growing (step, value) arrays with amortized O(1) append."""
 
@@ -318,6 +324,8 @@ class MetricsPlot(QWidget):
             window = self._visible(series)
             raw.set_data(*decimate_minmax(steps[window], values[window], MAX_DISPLAY_POINTS))
             raw.set_markevery(max(1, len(raw.get_xdata()) // MAX_MARKERS))  # a marker blob
+            if term != "val_loss":  # RAVE logs every 50 steps: a short run has few points
+                _mark_if_sparse(raw)
             if weight > 0:
                 smoothed = self._smoothed(term, values, weight)
                 smooth.set_data(*decimate_minmax(steps[window], smoothed[window],
@@ -357,6 +365,7 @@ class MetricsPlot(QWidget):
                 steps, values = self._series[k].data()
                 window = self._visible(self._series[k])
                 line.set_data(*decimate_minmax(steps[window], values[window], MAX_DISPLAY_POINTS))
+                _mark_if_sparse(line)
 
     # ---- controls ---------------------------------------------------------
     def _add_term(self, term: str) -> None:
