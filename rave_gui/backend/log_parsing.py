@@ -134,9 +134,11 @@ _EXPLANATIONS = [
     (re.compile(r"No configurable matching 'rave\.RAVE'"),
      "RAVE did not accept an override: it does not know the name rave.RAVE. Write RAVE.… instead "
      "(for example RAVE.phase_1_duration=200000)."),
-    (re.compile(r"(?:Unknown|No) configurable[^\n]*?(?=\.?$)|Could not find configurable[^\n]*?(?=\.?$)|"
-                r"Unable to find file[^\n]*\.gin|Configurable '[^']*' doesn't have a parameter named '[^']*'",
-                re.M),
+    # gin's errors, read on the exception line (the traceback above it shows gin's own source,
+    # ``raise ValueError(f"No configurable matching '{selector}'.")``)
+    (re.compile(r"^\w*(?:Error|Exception): (?P<m>(?:Unknown|No) configurable[^\n]*?(?=\.?\s*$)|"
+                r"Could not find configurable[^\n]*?(?=\.?\s*$)|Unable to (?:find|open) file:? \S+?\.gin|"
+                r"Configurable '[^']*' doesn't have a parameter named '[^']*')", re.M),
      "RAVE did not accept the configuration: {m}. Check the config, modifiers and overrides."),
 ]
 _EXCEPTION_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Interrupt))\b:?\s*(.*)$")
@@ -148,7 +150,7 @@ def explain_failure(lines: list[str], returncode: int | None) -> str:
     for pattern, message in _EXPLANATIONS:
         match = pattern.search(text)
         if match:
-            return message.format(*match.groups(), m=match.group(0).strip())
+            return message.format(*match.groups(), m=(match.groupdict().get("m") or match.group(0)).strip())
     if returncode is not None and returncode < 0:
         return (f"The process was killed by signal {-returncode} (the system may have run out "
                 "of memory). See the log for details.")

@@ -286,6 +286,35 @@ class TrainingManager:
             self._add_event(conn, experiment_id, "resumed", step)
         return self.get_experiment(experiment_id)
 
+    def recover_runs(self) -> tuple[list[tuple[int, int]], list[int]]:
+        """After a start-up: every experiment still marked 'running' that this
+        app holds no process for. Returns ``(alive, interrupted)``: runs whose
+        training process still lives (same pid *and* start time), as
+        ``(experiment_id, pid)`` to re-attach to; and those marked
+        'interrupted' now because their process is gone."""
+        import psutil
+        alive, interrupted = [], []
+        for row in self.db.query("SELECT id, pid, pid_started_at FROM experiments WHERE status = 'running'"):
+            if self.is_active(row["id"]):
+                continue
+            pid, started = row["pid"], row["pid_started_at"]
+            try:
+                proc = psutil.Process(pid) if pid else None
+                same = (proc is not None and started is not None and abs(proc.create_time() - started) < 1.0
+                        and proc.status() != psutil.STATUS_ZOMBIE)
+            except psutil.Error:
+                same = False
+            if same:
+                alive.append((row["id"], pid))
+            else:
+                self.update_experiment_status(
+                    row["id"], "interrupted",
+                    "The app closed while this run was training and its process is gone. "
+                    "Resume it to continue from its last checkpoint.")
+                self.set_process_info(row["id"], None, None)
+                interrupted.append(row["id"])
+        return alive, interrupted
+
     # -- processes -------------------------------------------------------------
     def register_process(self, experiment_id: int, process) -> None:
         with self._lock:

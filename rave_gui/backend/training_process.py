@@ -51,7 +51,7 @@ class TrainingProcess(ProcessThread):
     events_interval = 1.0
 
     def __init__(self, manager, experiment_id: int, resume: bool = False, rave: str | None = None,
-                 launcher: bool = True, parent=None):
+                 launcher: bool = True, attach_pid: int | None = None, parent=None):
         exp = manager.get_experiment(experiment_id)
         if exp is None:
             raise ValueError(f"There is no experiment {experiment_id}.")
@@ -71,6 +71,38 @@ class TrainingProcess(ProcessThread):
         self.follower = RunEventsFollower(find_run_dir(self.out_dir))
         self._next_events = 0.0
         self._dataset: dict | None = None
+        self.attach_pid = attach_pid
+
+    def run(self) -> None:
+        if self.attach_pid is None:
+            super().run()
+            return
+        self._run_attached()
+
+    def _run_attached(self) -> None:
+        """Follow a training process started by an earlier session of the app:
+        its log from the current end, its event files from the start (points
+        already stored are not counted twice)."""
+        self.pid = self.attach_pid
+        self.manager.record_event(self.experiment_id, "reattached", self.step)
+        try:
+            proc = psutil.Process(self.pid)
+        except psutil.Error:
+            proc = None
+
+        def exit_code():
+            if proc is None:
+                return 0
+            try:
+                return None if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE else 0
+            except psutil.Error:
+                return 0
+        log_path = Path(self.log_path)
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        log_path.touch()
+        self.returncode = self._follow(log_path, offset, exit_code)
+        ok, message = self.outcome(self.returncode)
+        self.finished.emit(ok, message)
 
     # -- before launch -----------------------------------------------------------
     def prepare(self) -> None:

@@ -290,3 +290,43 @@ def test_explain_failure_fallbacks():
     assert explain_failure([], 3) == "RAVE exited with code 3. See the log for details."
     assert "ran out of memory" in explain_failure(["torch.cuda.OutOfMemoryError: CUDA out of memory."], 1)
     assert "disk is full" in explain_failure(["OSError: [Errno 28] No space left on device"], 1)
+
+
+# the last lines `rave train` (acids-rave 2.3.1) printed for three gin errors, measured
+GIN_FRAME = ('  File "/v/lib/python3.11/site-packages/gin/config.py", line 648, in _raise_unknown_configurable_error\n'
+             "    raise ValueError(f\"No configurable matching '{selector}'.\")")
+UNKNOWN_OVERRIDE_TAIL = (GIN_FRAME + "\nValueError: No configurable matching 'blocks.Foo'.\n"
+                         "  In bindings string line 1\n    blocks.Foo.bar=1").splitlines()
+RAVE_DOT_RAVE_TAIL = (GIN_FRAME + "\nValueError: No configurable matching 'rave.RAVE'.\n"
+                      "  In bindings string line 1\n    rave.RAVE.phase_1_duration=100").splitlines()
+MISSING_GIN_TAIL = [
+    '  File "/v/lib/python3.11/site-packages/gin/config.py", line 2457, in parse_config_file',
+    "    raise IOError(err_str.format(config_file, prefixes))",
+    "OSError: Unable to open file: nosuch.gin. Searched config paths: ['', "
+    "PosixPath('/v/lib/python3.11/site-packages/rave'), PosixPath('/v/lib/python3.11/site-packages/rave/configs')].",
+]
+BROKEN_CONFIG_TAIL = [
+    "ValueError: Configurable 'transforms.Compress' doesn't have a parameter named 'amp_range'.",
+    '  In file "/v/lib/python3.11/site-packages/rave/configs/v2_nopqmf_small.gin", line 40',
+    "        amp_range = [-60,-10]",
+    "        ^",
+]
+
+
+@pytest.mark.parametrize("lines, expected", [
+    (UNKNOWN_OVERRIDE_TAIL, "RAVE did not accept the configuration: No configurable matching 'blocks.Foo'. "
+                            "Check the config, modifiers and overrides."),
+    (MISSING_GIN_TAIL, "RAVE did not accept the configuration: Unable to open file: nosuch.gin. "
+                       "Check the config, modifiers and overrides."),
+    (BROKEN_CONFIG_TAIL, "RAVE did not accept the configuration: Configurable 'transforms.Compress' doesn't have "
+                         "a parameter named 'amp_range'. Check the config, modifiers and overrides."),
+])
+def test_gin_errors_are_explained_from_the_exception_line(lines, expected):
+    # not from gin's own source line shown in the traceback ("... '{selector}'.")")
+    assert explain_failure(lines, 1) == expected
+
+
+def test_rave_dot_rave_override_is_explained():
+    message = explain_failure(RAVE_DOT_RAVE_TAIL, 1)
+    assert "rave.RAVE" in message and "RAVE.phase_1_duration=" in message
+    assert "{selector}" not in message

@@ -76,6 +76,16 @@ class TrainingPage(QWidget):
         for sig in (signals.training_completed, signals.training_stopped, signals.experiment_changed):
             sig.connect(self._on_experiment_changed)
         signals.training_failed.connect(lambda exp_id, _reason: self._on_experiment_changed(exp_id))
+        self.recover_runs()
+
+    def recover_runs(self) -> None:
+        """Re-attach to runs an earlier session left training; mark the dead ones interrupted."""
+        alive, _interrupted = self.manager.recover_runs()
+        for exp_id, pid in alive:
+            process = TrainingProcess(self.manager, exp_id, attach_pid=pid)
+            self.attach(exp_id, process)
+            process.start()
+        self.model.refresh()
 
     # -- layout -----------------------------------------------------------------
     def _build(self) -> None:
