@@ -183,8 +183,11 @@ def train_command(rave: Path, cfg: dict, dataset: dict, out_dir, *, launcher: bo
 
 
 def display_command(argv: list[str]) -> str:
-    """A copy-pasteable shell line for ``argv``."""
+    """A copy-pasteable shell line for ``argv`` (``rave`` by name: the one on
+    PATH once the app's environment is active)."""
     import shlex
     if len(argv) > 1 and argv[1] == str(LAUNCHER):
         argv = ["rave", *argv[2:]]
+    elif argv and Path(argv[0]).name == "rave":
+        argv = ["rave", *argv[1:]]
     return shlex.join(argv)

@@ -78,6 +78,14 @@ def parse_overrides(text: str) -> tuple[list[str], list[str]]:
     return bindings, errors
 
 
+def _rough_duration(seconds: float) -> str:
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{max(1, round(seconds / 60))} minutes"
+
+
 def format_duration(seconds) -> str:
     seconds = float(seconds or 0.0)
     if seconds < 60:
@@ -613,7 +621,7 @@ class ConfirmationPage(QWizardPage):
             out.append(
                 "No GPU found: training runs on the CPU, which is very slow (about one step per second "
                 "for v2_small at batch 2 on a 2-core CPU; "
-                f"{steps:,} steps would take roughly {steps / 86_400:.1f} days at that pace).")
+                f"{steps:,} steps would take roughly {_rough_duration(steps)} at that pace).")
         elif cfg["device"] == "cpu":
             out.append(f"You chose the CPU although {len(gpus)} GPU(s) are present: training will be much slower.")
         samples = int(dataset.get("num_samples") or 0)
