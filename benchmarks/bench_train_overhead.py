@@ -37,6 +37,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,19 @@ LABELS = {"direct": "direct `rave train`", "app": "app (TrainingProcess, launche
           "app_plain": "app, launcher=False"}
 BATCH, VAL_EVERY, CONFIG = 2, 20, "v2_small"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: the app run in progress, so that SIGTERM (say, from `timeout`) does not leave its `rave` behind:
+#: TrainingProcess starts it in a session of its own, out of reach of a signal sent to our group
+_ACTIVE: dict = {"process": None, "terminated": False}
+
+
+def _on_sigterm(signum, frame):
+    process = _ACTIVE["process"]
+    _ACTIVE["terminated"] = True
+    if process is not None and process.pid:
+        from rave_gui.core.process import end_group
+        end_group(process.pid)  # the worker thread then sees the exit and `finished` ends the loop
+        return
+    raise SystemExit(128 + signum)  # a direct run: subprocess.run kills its child on the way out
 
 
 # -- what the machine does meanwhile ------------------------------------------------------
@@ -194,16 +208,24 @@ def run_app(app: QCoreApplication, dataset: Path, work: Path, steps: int, timeou
         process.finished.connect(emitted, Qt.ConnectionType.DirectConnection)
         process.finished.connect(delivered, Qt.ConnectionType.QueuedConnection)
         manager.register_process(exp_id, process)
+        tick = QTimer()  # lets Python run its signal handlers while Qt waits
+        tick.timeout.connect(lambda: None)
+        tick.start(200)
         guard = QTimer()
         guard.setSingleShot(True)
         guard.timeout.connect(too_long)
         guard.start(int(timeout * 1000))
 
         a = Snapshot()
-        process.start()
-        app.exec()
-        b = Snapshot()  # delivered is the end of the timed span; b is a few µs later
+        _ACTIVE["process"] = process
+        try:
+            process.start()
+            app.exec()
+            b = Snapshot()  # delivered is the end of the timed span; b is a few µs later
+        finally:
+            _ACTIVE["process"] = None
         guard.stop()
+        tick.stop()
         process.wait(30_000)
         app.processEvents()
 
@@ -311,41 +333,50 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1200, help="seconds allowed to one run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, runs)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--wait-load", type=float, default=None, metavar="L",
+                        help="before each timed run, wait until the 1-minute load average is under L")
+    parser.add_argument("--wait-max", type=float, default=600, help="longest such wait, seconds")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.no_warmup = min(args.steps, 20), True
 
     rave = rave_cli.find_rave()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app = QCoreApplication.instance() or QCoreApplication([])
     app_signals()  # the singleton lives in the main thread, as in the app
     sampler = LoadSampler()
     sampler.start()
     root = Path(tempfile.mkdtemp(prefix="bench_train_"))
     failed = None
+    warmup, dataset_s, rounds = None, 0.0, []
     started = time.monotonic()
     load_at_start = os.getloadavg()
     try:
         dataset, dataset_s = make_dataset(root, rave)
-        warmup = None
         if not args.no_warmup:
             warmup = run_direct(rave, dataset, root / "warmup", 2, args.timeout, name="warmup")
             print(f"warm-up (2 steps, untimed): {warmup['wall_s']:.1f} s", flush=True)
-        rounds = []
         for i in range(args.rounds):
             order = KINDS[i % 3:] + KINDS[:i % 3]
             results = {}
             for kind in order:
                 work = root / f"r{i}_{kind}"
+                waited = wait_for_load(args.wait_load, args.wait_max)
                 if kind == "direct":
                     res = run_direct(rave, dataset, work, args.steps, args.timeout)
                 else:
                     res = run_app(app, dataset, work, args.steps, args.timeout, launcher=(kind == "app"))
                 res["load1_samples"] = sampler.between(time.monotonic() - res["wall_s"], time.monotonic())
+                res["waited_for_load_s"] = waited
                 results[kind] = res
+                write_results(args, rounds + [{"order": list(order), **results}], dataset_s, warmup, started,
+                              load_at_start, partial=True)
                 print(f"round {i + 1}/{args.rounds} {kind:9s} {res['wall_s']:7.2f} s  "
                       f"rave CPU {res['rave_cpu_s']:6.1f} s  others {res['other_processes_cores']:.2f} cores  "
                       f"load1 {res['load1_start']:.2f}->{res['load1_end']:.2f}  {'ok' if res['ok'] else 'FAILED'}",
                       flush=True)
+                if _ACTIVE["terminated"]:
+                    raise SystemExit(143)
                 if not res["ok"]:
                     failed = f"{kind} run of round {i + 1} failed:\n{res['_tail']}"
                     break
@@ -359,36 +390,52 @@ def main() -> None:
     if failed:
         sys.exit(failed)
 
-    for r in rounds:
-        for kind in KINDS:
-            r[kind].pop("_tail", None)
-            if not args.keep:
-                r[kind].pop("log", None)
-    if warmup:
-        warmup.pop("_tail", None)
-        warmup.pop("log", None)
-    summary = summarize(rounds)
+    summary = write_results(args, rounds, dataset_s, warmup, started, load_at_start, partial=False)
     print_report(rounds, summary, args.steps, dataset_s, warmup)
+    shown = args.output.relative_to(Path.cwd()) if args.output.is_relative_to(Path.cwd()) else args.output
+    print(f"\nwrote {shown}")
 
+
+def wait_for_load(limit: float | None, longest: float) -> float:
+    if limit is None:
+        return 0.0
+    t0 = time.monotonic()
+    while os.getloadavg()[0] >= limit and time.monotonic() - t0 < longest:
+        time.sleep(5)
+    return time.monotonic() - t0
+
+
+def clean(run: dict | None, keep: bool) -> dict | None:
+    if run is None:
+        return None
+    return {k: v for k, v in run.items() if k != "_tail" and (keep or k != "log")}
+
+
+def write_results(args, rounds, dataset_s, warmup, started, load_at_start, partial: bool) -> dict | None:
+    """The JSON file; written after every run too (``partial``), so a run cut short leaves its figures."""
+    rounds = [{k: (v if k == "order" else clean(v, args.keep)) for k, v in r.items()} for r in rounds]
+    complete = [r for r in rounds if all(kind in r for kind in KINDS)]
+    summary = summarize(complete) if complete else None
     results = {
+        "partial": partial,
         "config": {"steps": args.steps, "rounds": args.rounds, "base_config": CONFIG, "batch": BATCH,
                    "val_every": VAL_EVERY, "workers": 0, "device": "cpu", "warmup": not args.no_warmup,
+                   "wait_load": args.wait_load,
                    "dataset": "4 files x 8 s, 44.1 kHz mono tones, rave preprocess --channels 1",
                    "events_interval_s": TrainingProcess.events_interval,
                    "poll_interval_s": TrainingProcess.poll_interval,
                    "env_differences": "app runs add PYTHONUNBUFFERED=1 and RAVE_GUI_LOG_EVERY=50 to the child's "
                                       "environment; direct runs inherit this process's environment"},
-        "summary": summary, "rounds": rounds, "preprocess_s": dataset_s, "warmup": warmup,
+        "summary": summary, "rounds": rounds, "preprocess_s": dataset_s, "warmup": clean(warmup, args.keep),
         "total_s": time.monotonic() - started,
         "env": {"python": platform.python_version(), "acids-rave": metadata.version("acids-rave"),
                 "torch": metadata.version("torch"), "pytorch-lightning": metadata.version("pytorch-lightning"),
                 "PyQt6": metadata.version("PyQt6"), "machine": platform.machine(), "cpu": cpu_model(),
-                "cpus": os.cpu_count(), "load_avg_at_start": load_at_start, "load_avg_at_end": os.getloadavg()},
+                "cpus": os.cpu_count(), "load_avg_at_start": load_at_start, "load_avg_now": os.getloadavg()},
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    shown = args.output.relative_to(Path.cwd()) if args.output.is_relative_to(Path.cwd()) else args.output
-    print(f"\nwrote {shown}")
+    return summary
 
 
 def cpu_model() -> str:

@@ -24,9 +24,30 @@ class ExperimentsTableModel(QAbstractTableModel):
 
     # -- data -------------------------------------------------------------
     def refresh(self) -> None:
-        self.beginResetModel()
-        self._rows = self.manager.list_experiments()
-        self.endResetModel()
+        """Re-read every row. Rows that come or go are inserted or removed (not
+        a model reset), so the view keeps its selection and current row."""
+        rows = self.manager.list_experiments()
+        old_ids = [exp["id"] for exp in self._rows]
+        new_ids = [exp["id"] for exp in rows]
+        old_set, new_set = set(old_ids), set(new_ids)
+        if [i for i in old_ids if i in new_set] != [i for i in new_ids if i in old_set]:  # reordered
+            self.beginResetModel()
+            self._rows = rows
+            self.endResetModel()
+            return
+        for row in reversed(range(len(old_ids))):
+            if old_ids[row] not in new_set:
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del self._rows[row]
+                self.endRemoveRows()
+        for row, exp in enumerate(rows):
+            if exp["id"] not in old_set:
+                self.beginInsertRows(QModelIndex(), row, row)
+                self._rows.insert(row, exp)
+                self.endInsertRows()
+        self._rows = rows
+        if rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(COLUMNS) - 1))
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._rows)

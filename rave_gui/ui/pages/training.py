@@ -75,7 +75,7 @@ class TrainingPage(QWidget):
         signals = app_signals()
         for sig in (signals.training_completed, signals.training_stopped, signals.experiment_changed):
             sig.connect(self._on_experiment_changed)
-        signals.training_failed.connect(lambda exp_id, _reason: self._on_experiment_changed(exp_id))
+        signals.training_failed.connect(self._on_training_failed)  # a bound method: disconnected when the page goes
         self.recover_runs()
 
     def recover_runs(self) -> None:
@@ -138,7 +138,7 @@ class TrainingPage(QWidget):
         self.resume_button.clicked.connect(lambda: self.selected_id and self.resume_experiment(self.selected_id))
         buttons.addWidget(self.resume_button)
         self.export_button = QPushButton("Export for nn~ / VST…")
-        self.export_button.clicked.connect(lambda: self.selected_id and self.export_experiment(self.selected_id))
+        self.export_button.clicked.connect(lambda: self.selected_id and self.open_export_dialog(self.selected_id))
         buttons.addWidget(self.export_button)
         self.export_label = QLabel("")
         self.export_label.setWordWrap(True)
@@ -233,6 +233,15 @@ class TrainingPage(QWidget):
             self._show_details(experiment_id)
 
     def resume_experiment(self, experiment_id: int, max_steps: int | None = None) -> TrainingProcess | None:
+        exp = self.manager.get_experiment(experiment_id)
+        if max_steps is None and exp is not None and exp["status"] == "completed":
+            from PyQt6.QtWidgets import QInputDialog
+            done = int(exp["config"]["max_steps"])
+            max_steps, ok = QInputDialog.getInt(
+                self, "Continue training", f"This run completed {done:,} steps. Train up to step:",
+                done * 2, done + 1, 100_000_000, 1000)
+            if not ok:
+                return None
         try:
             self.manager.resume_training(experiment_id, max_steps=max_steps)
         except ValueError as exc:
@@ -241,6 +250,16 @@ class TrainingPage(QWidget):
         process = self.launch(experiment_id, resume=True)
         self.select_experiment(experiment_id)
         return process
+
+    def open_export_dialog(self, experiment_id: int):
+        """Ask for the export options (non-blocking); OK starts the export."""
+        from rave_gui.ui.dialogs.export_dialog import ExportDialog
+        exp = self.manager.get_experiment(experiment_id)
+        dialog = ExportDialog(str(Path(exp["out_dir"]) / "export"), self)
+        dialog.accepted.connect(lambda: self.export_experiment(experiment_id, **dialog.options()))
+        dialog.open()
+        self.export_dialog = dialog
+        return dialog
 
     def export_experiment(self, experiment_id: int, output_dir=None, streaming: bool = True,
                           fidelity: float = 0.95) -> ExportProcess | None:
@@ -301,8 +320,8 @@ class TrainingPage(QWidget):
     def _show_details(self, experiment_id: int | None) -> None:
         self.selected_id = experiment_id
         exp = self.manager.get_experiment(experiment_id) if experiment_id is not None else None
-        self.plot.clear()
         if exp is None:
+            self.plot.clear()
             for label in (self.name_label, self.status_label, self.step_label, self.elapsed_label, self.eta_label):
                 label.setText("–")
             self.progress_bar.setValue(0)
@@ -314,7 +333,7 @@ class TrainingPage(QWidget):
             self.export_label.setText("")
             return
         self.name_label.setText(exp["name"])
-        self.plot.set_history(self.manager.get_metric_history(experiment_id))
+        self.plot.set_history(self.manager.get_metric_history(experiment_id))  # replaces, draws once
         self.log_view.set_lines(read_log_lines(exp.get("log_path")))
         self.config_view.setPlainText(self._config_text(exp))
         self._refresh_info(experiment_id)
@@ -323,7 +342,12 @@ class TrainingPage(QWidget):
         final = {k: v for k, v in (exp.get("metrics") or {}).items() if not k.startswith("_")}
         parts = ["Configuration:", json.dumps(exp["config"], indent=2, ensure_ascii=False),
                  "", "Final metrics:", json.dumps(final, indent=2) if final else "(none yet)",
-                 "", f"Output folder: {exp.get('out_dir')}", f"Log: {exp.get('log_path')}"]
+                 "", "History:"]
+        for event in self.manager.get_events(exp["id"]):
+            step = f" at step {event['step']:,}" if event["step"] is not None else ""
+            detail = f" — {event['detail']}" if event["detail"] else ""
+            parts.append(f"  {event['at'].replace('T', ' ')}  {event['kind']}{step}{detail}")
+        parts += ["", f"Output folder: {exp.get('out_dir')}", f"Log: {exp.get('log_path')}"]
         return "\n".join(parts)
 
     def _refresh_info(self, experiment_id: int) -> None:
@@ -388,6 +412,9 @@ class TrainingPage(QWidget):
         self.model.update_experiment(experiment_id)
         if experiment_id == self.selected_id:
             self._refresh_info(experiment_id)
+
+    def _on_training_failed(self, experiment_id: int, _reason: str) -> None:
+        self._on_experiment_changed(experiment_id)
 
     def _on_experiment_changed(self, experiment_id: int) -> None:
         self.model.update_experiment(experiment_id)

@@ -1,0 +1,70 @@
+"""The app is killed (SIGKILL) mid-run: the real training goes on in its own process
+group, and the next start re-attaches to it and follows it to the end."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from rave_gui.backend.datasets import DatasetManager
+from rave_gui.backend.training import TrainingManager, TrainingProcess
+from rave_gui.core.database import Database
+
+pytestmark = pytest.mark.e2e
+APP = Path(__file__).with_name("app_process.py")
+
+
+def test_app_killed_mid_run_then_reattached(tmp_path, rave_dataset, qtbot):
+    db_path = tmp_path / "crash.sqlite3"
+    db = Database(db_path)
+    ds_id = DatasetManager(db).register(rave_dataset)
+    db.close()
+    app = subprocess.Popen([sys.executable, str(APP), str(db_path), str(ds_id), "crash run", "30"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        exp_id = int(app.stdout.readline().split("=", 1)[1])
+        db = Database(db_path)
+        manager = TrainingManager(db)
+        deadline = time.monotonic() + 600
+        while (manager.get_experiment(exp_id)["current_step"] or 0) < 8 and time.monotonic() < deadline:
+            assert app.poll() is None, "the app ended early"
+            time.sleep(0.5)
+        pid = manager.get_experiment(exp_id)["pid"]
+        os.kill(app.pid, signal.SIGKILL)
+        app.wait(10)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    points_before = manager.get_metric_history(exp_id)
+
+    # "next start": a new manager on the same database finds the run and re-attaches
+    manager = TrainingManager(db)
+    alive, interrupted = manager.recover_runs()
+    assert alive == [(exp_id, pid)] and interrupted == []
+    process = TrainingProcess(manager, exp_id, attach_pid=pid)
+    steps = []
+    process.step_update.connect(lambda s, t: steps.append(s))
+    try:
+        with qtbot.waitSignal(process.finished, timeout=600_000) as blocker:
+            process.start()
+        process.wait(5000)
+    finally:
+        if psutil.pid_exists(pid):
+            os.killpg(pid, signal.SIGKILL)
+    assert blocker.args[0] is True, blocker.args
+    exp = manager.get_experiment(exp_id)
+    assert exp["status"] == "completed" and steps[-1] == 30
+    history = manager.get_metric_history(exp_id)
+    for key, points in history.items():
+        assert len(points) == len({s for s, _ in points}), f"{key} double-counted"
+    assert all(p in history["loss"] for p in points_before.get("loss", []))
+    assert [s for s, _ in history["loss"]][-1] >= 24  # losses logged after the crash were read
+    assert [e["kind"] for e in manager.get_events(exp_id)] == ["started", "reattached", "completed"]
+    db.close()

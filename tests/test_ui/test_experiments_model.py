@@ -1,0 +1,230 @@
+"""ExperimentsTableModel: Qt's model checks, columns, actions, targeted updates."""
+from __future__ import annotations
+
+import pytest
+from PyQt6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt
+
+from rave_gui.backend.datasets import DatasetManager
+from rave_gui.backend.training import TrainingManager
+from rave_gui.ui.models.experiments_model import (COL_ACTIONS, COL_NAME, COL_STATUS, COL_STEPS,
+                                                  COLUMNS, ID_ROLE, ExperimentsTableModel)
+
+
+class FakeProcess(QObject):
+    """Stands for a TrainingProcess: the manager only needs an object with stop()."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped = 0
+
+    def stop(self):
+        self.stopped += 1
+
+
+@pytest.fixture
+def manager(db, tmp_path):
+    return TrainingManager(db, runs_root=tmp_path / "runs")
+
+
+@pytest.fixture
+def dataset_id(db, fake_dataset):
+    return DatasetManager(db).register(fake_dataset, name="voice")
+
+
+def new_experiment(manager, dataset_id, name, status="running", max_steps=1000, error=None):
+    exp_id = manager.start_training({"name": name, "dataset_id": dataset_id, "max_steps": max_steps})
+    if status != "running":
+        manager.update_experiment_status(exp_id, status, error)
+    return exp_id
+
+
+def cell(model, row, column):
+    return model.index(row, COLUMNS.index(column)).data()
+
+
+def row_of_name(model, name):
+    for row in range(model.rowCount()):
+        if cell(model, row, "Name") == name:
+            return row
+    raise AssertionError(f"no row named {name}")
+
+
+def test_headers_are_the_five_columns(manager):
+    model = ExperimentsTableModel(manager)
+    assert model.columnCount() == 5
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert headers == ["Name", "Status", "Started", "Steps", "Actions"]
+    assert model.headerData(5, Qt.Orientation.Horizontal) is None
+
+
+def test_qt_model_checks_with_no_experiment(qtmodeltester, manager):
+    model = ExperimentsTableModel(manager)
+    assert model.rowCount() == 0
+    qtmodeltester.check(model, force_py=True)
+    qtmodeltester.check(model)
+
+
+def test_qt_model_checks_with_one_experiment(qtmodeltester, manager, dataset_id):
+    new_experiment(manager, dataset_id, "solo")
+    model = ExperimentsTableModel(manager)
+    assert model.rowCount() == 1
+    qtmodeltester.check(model, force_py=True)
+    qtmodeltester.check(model)
+
+
+def test_qt_model_checks_with_several_experiments_and_updates(qtmodeltester, manager, dataset_id):
+    ids = [new_experiment(manager, dataset_id, f"run{i}", status=s)
+           for i, s in enumerate(("running", "stopped", "failed", "completed", "interrupted"))]
+    model = ExperimentsTableModel(manager)
+    assert model.rowCount() == 5
+    qtmodeltester.check(model)
+    # the tester stays connected: the updates below are checked as they happen
+    model.set_step(ids[0], 12)
+    model.update_experiment(ids[1])
+    new_experiment(manager, dataset_id, "late")
+    model.refresh()
+    assert model.rowCount() == 6
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_row_contents(manager, dataset_id):
+    exp_id = new_experiment(manager, dataset_id, "voice-v2", max_steps=20_000)
+    manager.set_current_step(exp_id, 1234)
+    model = ExperimentsTableModel(manager)
+    started = manager.get_experiment(exp_id)["started_at"]
+    assert cell(model, 0, "Name") == "voice-v2"
+    assert cell(model, 0, "Status") == "running"
+    assert cell(model, 0, "Started") == started.replace("T", " ")[:16]
+    assert cell(model, 0, "Steps") == "1,234 / 20,000"
+    assert model.index(0, COL_NAME).data(ID_ROLE) == exp_id
+    assert model.experiment_at(0)["id"] == exp_id and model.experiment_at(1) is None
+    assert model.row_of(exp_id) == 0 and model.row_of(exp_id + 99) == -1
+    # an invalid index or a row past the end gives nothing
+    assert model.data(QModelIndex()) is None
+    assert model.data(model.createIndex(3, 0)) is None
+
+
+def test_error_shows_as_status_tooltip(manager, dataset_id):
+    new_experiment(manager, dataset_id, "broken", status="failed", error="CUDA out of memory.")
+    new_experiment(manager, dataset_id, "fine", status="stopped")
+    model = ExperimentsTableModel(manager)
+    broken, fine = row_of_name(model, "broken"), row_of_name(model, "fine")
+    assert model.index(broken, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole) == "CUDA out of memory."
+    assert model.index(fine, COL_STATUS).data(Qt.ItemDataRole.ToolTipRole) is None
+
+
+def test_actions_follow_status_and_live_process(manager, dataset_id):
+    live = new_experiment(manager, dataset_id, "live")
+    orphan = new_experiment(manager, dataset_id, "orphan")  # 'running' but no process held
+    for status in ("stopped", "failed", "interrupted", "completed"):
+        new_experiment(manager, dataset_id, status, status=status)
+    process = FakeProcess()
+    manager.register_process(live, process)
+    model = ExperimentsTableModel(manager)
+    actions = {cell(model, r, "Name"): cell(model, r, "Actions") for r in range(model.rowCount())}
+    assert actions == {"live": "Stop", "orphan": "", "stopped": "Resume", "failed": "Resume",
+                       "interrupted": "Resume", "completed": "Resume"}
+    # a process registered for a finished row does not turn it into Stop
+    stopped = model.experiment_at(row_of_name(model, "stopped"))["id"]
+    manager.register_process(stopped, FakeProcess())
+    model.update_experiment(stopped)
+    assert cell(model, row_of_name(model, "stopped"), "Actions") == "Resume"
+    # registering the orphan's process gives it Stop; stopping the live one gives Resume
+    manager.register_process(orphan, FakeProcess())
+    model.update_experiment(orphan)
+    assert cell(model, row_of_name(model, "orphan"), "Actions") == "Stop"
+    manager.stop_training(live)
+    assert process.stopped == 1
+    model.update_experiment(live)
+    assert cell(model, row_of_name(model, "live"), "Status") == "stopped"
+    assert cell(model, row_of_name(model, "live"), "Actions") == "Resume"
+
+
+class Recorder:
+    def __init__(self, signal):
+        self.calls = []
+        signal.connect(lambda *args: self.calls.append(args))
+
+
+def test_set_step_emits_data_changed_for_the_steps_cell_only(qtbot, manager, dataset_id):
+    first = new_experiment(manager, dataset_id, "first", max_steps=60)
+    second = new_experiment(manager, dataset_id, "second", max_steps=60)
+    model = ExperimentsTableModel(manager)
+    row = model.row_of(first)
+    with qtbot.waitSignal(model.dataChanged, timeout=1000) as blocker:
+        model.set_step(first, 30)
+    top_left, bottom_right = blocker.args[:2]
+    assert (top_left.row(), top_left.column()) == (row, COL_STEPS)
+    assert (bottom_right.row(), bottom_right.column()) == (row, COL_STEPS)
+    assert model.index(row, COL_STEPS).data() == "30 / 60"
+    assert model.index(model.row_of(second), COL_STEPS).data() == "0 / 60"
+    # an unknown experiment changes nothing and emits nothing
+    recorder = Recorder(model.dataChanged)
+    model.set_step(second + 100, 5)
+    assert recorder.calls == []
+
+
+def test_update_experiment_emits_data_changed_for_the_whole_row(qtbot, manager, dataset_id):
+    first = new_experiment(manager, dataset_id, "first")
+    second = new_experiment(manager, dataset_id, "second")
+    model = ExperimentsTableModel(manager)
+    row = model.row_of(second)
+    manager.update_experiment_status(second, "failed", "boom")
+    recorder = Recorder(model.dataChanged)
+    resets = Recorder(model.modelReset)
+    model.update_experiment(second)
+    assert len(recorder.calls) == 1 and resets.calls == []
+    top_left, bottom_right = recorder.calls[0][:2]
+    assert (top_left.row(), top_left.column()) == (row, 0)
+    assert (bottom_right.row(), bottom_right.column()) == (row, COL_ACTIONS)
+    assert model.index(row, COL_STATUS).data() == "failed"
+    assert model.index(row, COL_ACTIONS).data() == "Resume"
+    assert model.index(model.row_of(first), COL_STATUS).data() == "running"
+
+
+def test_update_of_an_unknown_row_reloads_the_table(qtbot, manager, dataset_id):
+    new_experiment(manager, dataset_id, "first")
+    model = ExperimentsTableModel(manager)
+    added = new_experiment(manager, dataset_id, "added")
+    with qtbot.waitSignal(model.rowsInserted, timeout=1000):
+        model.update_experiment(added)
+    assert model.rowCount() == 2 and model.row_of(added) >= 0
+    manager.delete_experiment(added)
+    with qtbot.waitSignal(model.rowsRemoved, timeout=1000):
+        model.update_experiment(added)
+    assert model.rowCount() == 1 and model.row_of(added) == -1
+
+
+def test_refresh_inserts_and_removes_rows_without_a_reset(qtmodeltester, manager, dataset_id):
+    """A view keeps its selection: persistent indexes follow their experiment."""
+    first = new_experiment(manager, dataset_id, "first")
+    second = new_experiment(manager, dataset_id, "second")
+    last = new_experiment(manager, dataset_id, "last")  # so that SQLite reuses no id
+    model = ExperimentsTableModel(manager)
+    qtmodeltester.check(model)
+    kept = QPersistentModelIndex(model.index(model.row_of(first), COL_NAME))
+    gone = QPersistentModelIndex(model.index(model.row_of(second), COL_STATUS))
+    resets, inserted, removed = Recorder(model.modelReset), Recorder(model.rowsInserted), Recorder(
+        model.rowsRemoved)
+    manager.delete_experiment(second)
+    third = new_experiment(manager, dataset_id, "third")
+    fourth = new_experiment(manager, dataset_id, "fourth")
+    manager.update_experiment_status(first, "stopped")
+    model.refresh()
+    assert resets.calls == [] and len(removed.calls) == 1 and len(inserted.calls) == 2
+    assert [cell(model, r, "Name") for r in range(model.rowCount())] == [
+        manager.get_experiment(e)["name"] for e in (fourth, third, last, first)]  # newest first
+    assert kept.isValid() and kept.row() == model.row_of(first) and kept.data() == "first"
+    assert not gone.isValid()
+    assert cell(model, model.row_of(first), "Status") == "stopped"  # kept rows are re-read too
+
+
+def test_refresh_with_a_new_order_resets(manager, dataset_id, db):
+    first = new_experiment(manager, dataset_id, "first")
+    second = new_experiment(manager, dataset_id, "second")
+    model = ExperimentsTableModel(manager)
+    assert model.row_of(second) < model.row_of(first)
+    db.execute("UPDATE experiments SET started_at = '2999-01-01T00:00:00' WHERE id = ?", (first,))
+    resets = Recorder(model.modelReset)
+    model.refresh()
+    assert len(resets.calls) == 1 and model.row_of(first) < model.row_of(second)
