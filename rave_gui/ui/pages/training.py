@@ -350,7 +350,9 @@ class TrainingPage(QWidget):
         parts += ["", f"Output folder: {exp.get('out_dir')}", f"Log: {exp.get('log_path')}"]
         return "\n".join(parts)
 
-    def _refresh_info(self, experiment_id: int) -> None:
+    def _refresh_info(self, experiment_id: int, live_only: bool = False) -> None:
+        """Fill the information group; ``live_only`` (a step update) skips the
+        checkpoint folder scan and the exports query."""
         exp = self.manager.get_experiment(experiment_id)
         if exp is None:
             return
@@ -377,6 +379,8 @@ class TrainingPage(QWidget):
         self.resume_button.setEnabled(not active and exp["status"] != "running")
         self.export_button.setEnabled(not active and exp["status"] != "running"
                                       and experiment_id not in self.exports)
+        if live_only:
+            return
         self.checkpoints.set_checkpoints(list_checkpoints(find_run_dir(exp["out_dir"])) if exp.get("out_dir") else [])
         done = list_exports(self.db, experiment_id)
         if experiment_id in self.exports:
@@ -401,11 +405,13 @@ class TrainingPage(QWidget):
             run.step, run.total = step, total
         self.model.set_step(experiment_id, step)
         if experiment_id == self.selected_id:
-            self._refresh_info(experiment_id)
+            self._refresh_info(experiment_id, live_only=True)
 
     def _on_metrics(self, experiment_id: int, metrics: dict) -> None:
         if experiment_id == self.selected_id:
             self.plot.update_metrics(metrics)
+            if "val_loss" in metrics:  # RAVE checkpoints at validation: refresh that tab too
+                self._refresh_info(experiment_id)
 
     def _on_finished(self, experiment_id: int, ok: bool, message: str) -> None:
         self.live.pop(experiment_id, None)
