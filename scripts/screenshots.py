@@ -7,6 +7,7 @@ and docs/screenshot-wizard.png.
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ def wait(app, predicate, timeout):
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the run
     app = QApplication(sys.argv[:1])
     from rave_gui.main_window import MainWindow
     work = Path(tempfile.mkdtemp(prefix="rave-gui-shots-"))
@@ -63,11 +65,13 @@ def main() -> int:
     cfg = dict(wizard.get_config(), log_every=5)
     exp_id = page.start_run(cfg)
     page.tabs.setCurrentIndex(0)
-    wait(app, lambda: (page.manager.get_experiment(exp_id)["current_step"] or 0) >= 45, 900)
-    wait(app, lambda: False, 2)
-    window.grab().save(str(out / "screenshot-training.png"))
-    page.stop_all()
-    db.close()
+    try:
+        wait(app, lambda: (page.manager.get_experiment(exp_id)["current_step"] or 0) >= 45, 1800)
+        wait(app, lambda: False, 2)
+        window.grab().save(str(out / "screenshot-training.png"))
+    finally:
+        page.stop_all()  # the run has its own process group: never leave it behind
+        db.close()
     print("saved", out / "screenshot-training.png", out / "screenshot-wizard.png")
     return 0
 
