@@ -184,19 +184,28 @@ class RunEventsFollower:
     def poll(self, final: bool = False) -> list[dict]:
         files = self._files()
         pending, source, emitted = self._pending, self._source, self._emitted
+        floor = emitted if emitted is not None else float("-inf")
         for rank, path in enumerate(files):
+            last_step, scalars = None, None
             for step, tag, value in self._read(path):
-                if emitted is not None and step <= emitted:
+                if step == last_step:              # the tags of one step come one after another
+                    scalars[tag] = value
+                    continue
+                last_step, scalars = None, None
+                if step <= floor:
                     self.dropped += 1
                     continue
                 src = source.get(step)
                 if src == rank:
-                    pending[step][tag] = value
+                    scalars = pending[step]
                 elif src is None or src < rank:    # a newer version replaces an older one
-                    pending[step] = {tag: value}
+                    scalars = pending[step] = {}
                     source[step] = rank
                 else:                              # an older version, superseded
                     self.dropped += 1
+                    continue
+                scalars[tag] = value
+                last_step = step
         # a version's first step supersedes the older versions from that step on
         cut, lowest = [None] * len(files), None
         for rank in range(len(files) - 1, -1, -1):
@@ -233,10 +242,22 @@ class RunEventsFollower:
         return out
 
 
+_TERM_CACHE: dict[str, bool] = {}
+
+
 def scalars_to_metrics(step: int, scalars: dict[str, float]) -> dict:
     """RAVE's scalars at one step -> the app's metrics for that step."""
     metrics: dict = {"step": int(step), **scalars}
-    terms = [v for k, v in scalars.items() if is_generator_term(k)]
+    cache = _TERM_CACHE
+    terms = []
+    for key, value in scalars.items():
+        term = cache.get(key)
+        if term is None:
+            term = is_generator_term(key)
+            if len(cache) < 10_000:
+                cache[key] = term
+        if term:
+            terms.append(value)
     if terms:
         metrics["loss"] = float(sum(terms))
     if "validation" in scalars:

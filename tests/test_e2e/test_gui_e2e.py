@@ -17,6 +17,7 @@ def test_wizard_run_plot_and_stop_from_table(qtbot, tmp_path, rave_dataset):
     db = Database(tmp_path / "gui.sqlite3")
     ds_id = DatasetManager(db).register(rave_dataset, name="tones")
     window = MainWindow(db)
+    window.confirm_stop = lambda count: True  # closing (even after a failure) stops the runs, no dialog
     qtbot.addWidget(window)
     window.show()
     page = window.training_page
@@ -66,6 +67,5 @@ def test_wizard_run_plot_and_stop_from_table(qtbot, tmp_path, rave_dataset):
     page.select_experiment(first)
     assert "completed" in page.status_label.text()
     assert page.log_view.toPlainText().count("max_steps=30") >= 1
-    window.confirm_stop = lambda count: True
     window.close()
     db.close()
