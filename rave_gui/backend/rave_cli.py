@@ -18,6 +18,11 @@ RAVE_CONFIGS = ("v1", "v2", "v3", "discrete", "v2_small", "v2_nopqmf", "v2_nopqm
 RAVE_MODIFIERS = ("causal", "snake", "noise", "adain", "descript_discriminator",
                   "spectral_discriminator", "spherical", "wasserstein", "hybrid", "normalize_ambient")
 ENV_RAVE = "RAVE_GUI_RAVE"
+# Shipped but unusable in acids-rave 2.3.1 (measured with the CLI).
+BROKEN_CONFIGS = {
+    "v2_nopqmf_small": "v2_nopqmf_small does not load in acids-rave 2.3.1 (its gin file fails to parse: "
+                       "Compress has no parameter amp_range). Choose v2_small instead.",
+}
 # RAVE's hard-coded generator schedule and when phase 2 (adversarial) starts.
 RAVE_GEN_LR = (1e-3, 1e-4)
 RAVE_DIS_LR = 1e-4

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from rave_gui.backend.log_parsing import parse_metrics, parse_progress_line  # noqa: F401 (public API)
-from rave_gui.backend.rave_cli import RAVE_CONFIGS, RAVE_MODIFIERS
+from rave_gui.backend.rave_cli import BROKEN_CONFIGS, RAVE_CONFIGS, RAVE_MODIFIERS
 from rave_gui.core.database import Database
 
 STATUSES = ("running", "completed", "failed", "stopped", "interrupted")
@@ -90,6 +90,8 @@ class TrainingManager:
         if cfg["base_config"] not in RAVE_CONFIGS:
             raise ValueError(f"Unknown base config {cfg['base_config']!r}; RAVE ships "
                              + ", ".join(RAVE_CONFIGS) + ".")
+        if cfg["base_config"] in BROKEN_CONFIGS:
+            raise ValueError(BROKEN_CONFIGS[cfg["base_config"]])
         mods = cfg["modifiers"]
         if isinstance(mods, str) or not all(isinstance(m, str) for m in mods):
             raise ValueError("Modifiers must be a list of names.")

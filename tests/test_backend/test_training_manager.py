@@ -374,3 +374,13 @@ def test_a_point_with_a_bad_step_is_skipped_not_fatal(manager, exp_id):
              {"step": 2, "loss": 4.0}]
     assert manager.update_training_metrics(exp_id, batch) == 2
     assert manager.get_metric_history(exp_id) == {"loss": [(1, 1.0), (2, 4.0)]}
+
+
+def test_a_config_that_rave_cannot_load_is_refused_before_launch(db, fake_dataset):
+    from rave_gui.backend.datasets import DatasetManager
+    from rave_gui.backend.training import TrainingManager
+    manager = TrainingManager(db)
+    ds = DatasetManager(db).register(fake_dataset)
+    with pytest.raises(ValueError, match="v2_small instead"):
+        manager.start_training(dict(name="x", dataset_id=ds, base_config="v2_nopqmf_small"))
+    assert manager.list_experiments() == []

@@ -359,7 +359,7 @@ def test_warning_when_max_steps_end_before_phase_2(qtbot, db, fake_dataset):
     wizard.parameters_page.max_steps.setValue(150_000)
     wizard.next()
     phase = [w for w in page.warnings() if "phase 2" in w]
-    assert len(phase) == 1 and "200,000" in phase[0] and "rave.RAVE.phase_1_duration=75000" in phase[0]
+    assert len(phase) == 1 and "200,000" in phase[0] and "RAVE.phase_1_duration=75000" in phase[0] and "rave.RAVE." not in phase[0]
 
     wizard.back()
     wizard.back()

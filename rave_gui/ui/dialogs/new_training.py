@@ -41,7 +41,7 @@ CONFIG_HELP = {
     "discrete": "A discrete (quantised) latent space, for use with a prior; phase 1 lasts 200 000 steps.",
     "v2_small": "A smaller v2: faster, for small datasets or testing.",
     "v2_nopqmf": "v2 without the PQMF filter bank.",
-    "v2_nopqmf_small": "A smaller v2 without the PQMF filter bank.",
+    "v2_nopqmf_small": "Does not load in acids-rave 2.3.1 (its gin file fails to parse): use v2_small.",
     "discrete_v3": "discrete with snake activations and the Descript discriminator.",
     "raspberry": "A light config for the Raspberry Pi.",
     "onnx": "A config whose model exports to ONNX.",
@@ -611,7 +611,7 @@ class ConfirmationPage(QWizardPage):
             knob = "PHASE_1_DURATION"    # some configs bind phase_1_duration directly: the macro does nothing
             if phase_1_duration(cfg["base_config"], cfg["modifiers"],
                                 [*cfg["overrides"], f"{knob}={shorter}"]) != shorter:
-                knob = "rave.RAVE.phase_1_duration"
+                knob = "RAVE.phase_1_duration"
             out.append(
                 f"Training stops after {steps:,} steps, before RAVE's adversarial phase 2 begins at step "
                 f"{phase_1:,}: the model never gets the adversarial fine-tuning that makes it sound sharp. "
