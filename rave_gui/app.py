@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         db = Database(paths.database_path(root))
     except (DatabaseError, paths.DataDirError) as exc:
         print(f"rave-gui: {exc}", file=sys.stderr)
-        QMessageBox.critical(None, "RAVE GUI", str(exc))
+        if app.platformName() not in ("offscreen", "minimal"):  # nobody could see (or close) it
+            QMessageBox.critical(None, "RAVE GUI", str(exc))
         return 2
     from rave_gui.main_window import MainWindow
     window = MainWindow(db)
