@@ -1,6 +1,5 @@
 # Two commands: `make run` sets up and launches the app; `make test` sets up and runs every test.
 PY := .venv/bin/python
-export QT_QPA_PLATFORM ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,offscreen)
 
 .PHONY: setup run test test-fast bench screenshots
 

@@ -60,12 +60,21 @@ def _install_callbacks() -> None:
             if now - self._last >= 0.5 or step >= (trainer.max_steps or 0):
                 self._last = now
                 print(f"[rave-gui] step={step}/{trainer.max_steps}", flush=True)
-            if _STATE["stop"]:
-                path = os.path.join(trainer.logger.log_dir, "checkpoints", f"stopped-step={step}.ckpt")
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                trainer.save_checkpoint(path)
-                print(f"[rave-gui] checkpoint={path} step={step}", flush=True)
-                trainer.should_stop = True
+            self._stop_if_asked(trainer)
+
+        def on_validation_end(self, trainer, pl_module):
+            self._stop_if_asked(trainer)  # a stop asked during a validation
+
+        @staticmethod
+        def _stop_if_asked(trainer):
+            if not _STATE["stop"] or trainer.should_stop or trainer.sanity_checking:
+                return
+            step = trainer.global_step
+            path = os.path.join(trainer.logger.log_dir, "checkpoints", f"stopped-step={step}.ckpt")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            trainer.save_checkpoint(path)
+            print(f"[rave-gui] checkpoint={path} step={step}", flush=True)
+            trainer.should_stop = True
 
         def on_fit_end(self, trainer, pl_module):
             print(f"[rave-gui] step={trainer.global_step}/{trainer.max_steps}", flush=True)

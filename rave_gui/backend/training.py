@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from rave_gui.backend.log_parsing import parse_metrics, parse_progress_line  # noqa: F401 (public API)
 from rave_gui.backend.rave_cli import BROKEN_CONFIGS, RAVE_CONFIGS, RAVE_MODIFIERS
 from rave_gui.core.database import Database
+from rave_gui.core.process import process_alive
 
 STATUSES = ("running", "completed", "failed", "stopped", "interrupted")
 TERMINAL = {"completed", "failed", "stopped", "interrupted"}
@@ -272,6 +273,8 @@ class TrainingManager:
             raise ValueError(f"There is no experiment {experiment_id}.")
         if self.is_active(experiment_id) or exp["status"] == "running":
             raise ValueError("This run is still running.")
+        if process_alive(exp.get("pid"), exp.get("pid_started_at")):
+            raise ValueError("This run is still stopping (saving its checkpoint); resume it in a few seconds.")
         if exp["status"] not in RESUMABLE:
             raise ValueError(f"A {exp['status']} run cannot be resumed.")
         cfg = dict(exp["config"])
@@ -294,20 +297,17 @@ class TrainingManager:
         training process still lives (same pid *and* start time), as
         ``(experiment_id, pid)`` to re-attach to; and those marked
         'interrupted' now because their process is gone."""
-        import psutil
         alive, interrupted = [], []
-        for row in self.db.query("SELECT id, pid, pid_started_at FROM experiments WHERE status = 'running'"):
+        for row in self.db.query("SELECT id, pid, pid_started_at, log_path, out_dir FROM experiments"
+                                 " WHERE status = 'running'"):
             if self.is_active(row["id"]):
                 continue
-            pid, started = row["pid"], row["pid_started_at"]
-            try:
-                proc = psutil.Process(pid) if pid else None
-                same = (proc is not None and started is not None and abs(proc.create_time() - started) < 1.0
-                        and proc.status() != psutil.STATUS_ZOMBIE)
-            except psutil.Error:
-                same = False
-            if same:
+            pid = row["pid"]
+            if process_alive(pid, row["pid_started_at"]):
                 alive.append((row["id"], pid))
+            elif self._finished_while_away(row):
+                self.update_experiment_status(row["id"], "completed")
+                self.set_process_info(row["id"], None, None)
             else:
                 self.update_experiment_status(
                     row["id"], "interrupted",
@@ -316,6 +316,26 @@ class TrainingManager:
                 self.set_process_info(row["id"], None, None)
                 interrupted.append(row["id"])
         return alive, interrupted
+
+    def _finished_while_away(self, row) -> bool:
+        """Did the run reach its end while no app followed it? Then its last
+        metrics are read from the event files and it counts as completed."""
+        from rave_gui.backend.events import RunEventsFollower
+        from rave_gui.backend.log_parsing import parse_fit_end
+        from rave_gui.backend.training_process import find_run_dir
+        try:
+            with open(row["log_path"], "rb") as fh:
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - 65536))
+                tail = fh.read().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return False
+        if not any(parse_fit_end(line) for line in tail.replace("\r", "\n").split("\n")):
+            return False
+        run_dir = find_run_dir(row["out_dir"]) if row["out_dir"] else None
+        if run_dir is not None:
+            self.update_training_metrics(row["id"], RunEventsFollower(run_dir).poll(final=True))
+        return True
 
     # -- processes -------------------------------------------------------------
     def register_process(self, experiment_id: int, process) -> None:

@@ -18,6 +18,7 @@ import psutil
 from PyQt6.QtCore import pyqtSignal
 
 from rave_gui.backend import rave_cli
+from rave_gui.backend.checkpoints import list_checkpoints
 from rave_gui.backend.datasets import read_metadata
 from rave_gui.backend.events import RunEventsFollower
 from rave_gui.backend.log_parsing import explain_failure, parse_fit_end, parse_metrics, parse_progress_line
@@ -49,6 +50,8 @@ class TrainingProcess(ProcessThread):
 
     #: seconds between two reads of the event files
     events_interval = 1.0
+    #: a stop waits for the current step (and a validation) to end, then the checkpoint to be saved
+    interrupt_timeout = 45.0
 
     def __init__(self, manager, experiment_id: int, resume: bool = False, rave: str | None = None,
                  launcher: bool = True, attach_pid: int | None = None, parent=None):
@@ -72,37 +75,21 @@ class TrainingProcess(ProcessThread):
         self._next_events = 0.0
         self._dataset: dict | None = None
         self.attach_pid = attach_pid
+        self._shown_up_to = manager.last_step(experiment_id) if (resume or attach_pid) else -1
 
     def run(self) -> None:
         if self.attach_pid is None:
             super().run()
             return
-        self._run_attached()
-
-    def _run_attached(self) -> None:
-        """Follow a training process started by an earlier session of the app:
-        its log from the current end, its event files from the start (points
-        already stored are not counted twice)."""
-        self.pid = self.attach_pid
-        self.manager.record_event(self.experiment_id, "reattached", self.step)
+        # a training process started by an earlier session of the app: its log is
+        # followed from the current end, its event files from the start (points
+        # already stored are not counted twice, nor sent to the plot again)
         try:
-            proc = psutil.Process(self.pid)
-        except psutil.Error:
-            proc = None
-
-        def exit_code():
-            if proc is None:
-                return 0
-            try:
-                return None if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE else 0
-            except psutil.Error:
-                return 0
-        log_path = Path(self.log_path)
-        offset = log_path.stat().st_size if log_path.exists() else 0
-        log_path.touch()
-        self.returncode = self._follow(log_path, offset, exit_code)
-        ok, message = self.outcome(self.returncode)
-        self.finished.emit(ok, message)
+            self.manager.record_event(self.experiment_id, "reattached", self.step)
+        except Exception as exc:  # noqa: BLE001 - report, never abort the app from a thread
+            self._refuse(f"Could not re-attach to the run: {exc}.")
+            return
+        self.run_attached(self.attach_pid, Path(self.log_path))
 
     # -- before launch -----------------------------------------------------------
     def prepare(self) -> None:
@@ -113,7 +100,7 @@ class TrainingProcess(ProcessThread):
         self._dataset = dict(dataset)
         meta = read_metadata(self._dataset["path"])  # raises a sentence if the folder is gone
         self._dataset["channels"] = meta["channels"]
-        if self.resume and find_run_dir(self.out_dir) is None:
+        if self.resume and not list_checkpoints(find_run_dir(self.out_dir)):
             raise ValueError("This run has no checkpoint to resume from yet (RAVE writes one at the "
                              "first validation, or when the app stops it).")
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +160,8 @@ class TrainingProcess(ProcessThread):
             return
         self.manager.update_training_metrics(self.experiment_id, batch)
         for metrics in batch:
-            self.metrics_update.emit(metrics)
+            if metrics["step"] > self._shown_up_to:  # the plot already has the stored history
+                self.metrics_update.emit(metrics)
         if batch[-1]["step"] > self.step:
             self._set_step(batch[-1]["step"])
 
@@ -194,6 +182,9 @@ class TrainingProcess(ProcessThread):
             status, ok, message = "failed", False, explain_failure(list(self.tail), returncode)
         self._finish(status, None if ok else message)
         return ok, message
+
+    def on_error(self, message: str) -> None:
+        self._finish("failed", message)
 
     def on_refused(self, message: str) -> None:
         self._finish("stopped" if self.stop_requested else "failed", message)

@@ -44,6 +44,28 @@ def kill_group(pgid: int, sig: int) -> bool:
         return False
 
 
+def interrupt(pid: int) -> None:
+    """SIGINT to the leader only: its workers (DataLoader processes) would die
+    of it mid-batch; the leader ends them itself, and escalation reaches the
+    whole group if it does not."""
+    try:
+        os.kill(pid, signal.SIGINT)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def process_alive(pid: int | None, started_at: float | None) -> bool:
+    """Is ``pid`` still the process that started at ``started_at``? (A pid
+    alone may have been reused by another program since.)"""
+    if not pid or started_at is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - started_at) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def group_alive(pgid: int) -> bool:
     return kill_group(pgid, 0)
 
@@ -118,6 +140,10 @@ class ProcessThread(QThread):
     def on_refused(self, message: str) -> None:
         """Called in the worker thread when the command could not start."""
 
+    def on_error(self, message: str) -> None:
+        """Called in the worker thread when the app's own code failed mid-run
+        (the child has been ended by then)."""
+
     def outcome(self, returncode: int) -> tuple[bool, str]:
         if self.stop_requested:
             return False, "Stopped."
@@ -133,7 +159,7 @@ class ProcessThread(QThread):
         self.stop_requested = True
         self._stop_at = time.monotonic()
         if self.pid:
-            kill_group(self.pid, signal.SIGINT)
+            interrupt(self.pid)
 
     def is_active(self) -> bool:
         return self.isRunning()
@@ -156,38 +182,78 @@ class ProcessThread(QThread):
             log_path = Path(temp.name)
         else:
             log_path = self.log_path
-            log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
-            with open(log_path, "ab") as sink:
-                start_offset = sink.tell()
-                try:
+            try:
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(log_path, "ab") as sink:
+                    start_offset = sink.tell()
                     self._popen = subprocess.Popen(
                         argv, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
                         stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
                     )
-                except OSError as exc:
-                    self._refuse(f"Could not start {argv[0]}: {exc.strerror or exc}.")
-                    return
+            except OSError as exc:
+                self._refuse(f"Could not start {argv[0]}: {exc.strerror or exc}.")
+                return
             self.pid = self._popen.pid
             if self.stop_requested:  # stop() raced with the start
-                kill_group(self.pid, signal.SIGINT)
-            try:
-                self.on_started(self.pid)
-                self.returncode = self._follow(log_path, start_offset, lambda: self._popen.poll())
-                ok, message = self.outcome(self.returncode)
-            except Exception as exc:  # noqa: BLE001 - a hook failed: never leave the child behind
-                # (an exception escaping QThread.run aborts a PyQt app, and finished would never come)
-                end_group(self.pid)
-                self._popen.wait()
-                self.returncode = self._popen.returncode
-                self.error = f"{type(exc).__name__}: {exc}"
-                ok, message = False, f"The run was ended because of an internal error ({self.error})."
+                interrupt(self.pid)
+            popen = self._popen
+            ok, message = self._follow_to_the_end(log_path, start_offset, popen.poll,
+                                                  on_start=lambda: self.on_started(self.pid),
+                                                  reap=popen.wait)
         finally:
             if temp is not None:
                 with_suppress_unlink(log_path)
         self.finished.emit(ok, message)
+
+    def run_attached(self, pid: int, log_path: Path) -> None:
+        """Follow a process this thread did not start (left by an earlier session
+        of the app): its log from the current end, until it exits. The exit
+        code of a process that is not our child is unknown: 0 is passed to
+        ``outcome``, which must judge from the output."""
+        self.pid = pid
+        if self.stop_requested:
+            interrupt(pid)
+        try:
+            proc = psutil.Process(pid)
+        except psutil.Error:
+            proc = None
+
+        def exit_code():
+            try:
+                alive = proc is not None and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+            except psutil.Error:
+                alive = False
+            return None if alive else 0
+        try:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.touch()
+            offset = log_path.stat().st_size
+        except OSError as exc:
+            self._refuse(f"Cannot read the run's log {log_path}: {exc.strerror or exc}.")
+            return
+        ok, message = self._follow_to_the_end(log_path, offset, exit_code, on_start=lambda: None,
+                                              reap=lambda: None)
+        self.finished.emit(ok, message)
+
+    def _follow_to_the_end(self, log_path, offset, poll_exit, on_start, reap) -> tuple[bool, str]:
+        try:
+            on_start()
+            self.returncode = self._follow(log_path, offset, poll_exit)
+            return self.outcome(self.returncode)
+        except Exception as exc:  # noqa: BLE001 - a hook failed: never leave the child behind
+            # (an exception escaping QThread.run aborts a PyQt app, and finished would never come)
+            end_group(self.pid)
+            reap()
+            self.error = f"{type(exc).__name__}: {exc}"
+            message = f"The run was ended because of an internal error ({self.error})."
+            try:
+                self.on_error(message)
+            except Exception:  # noqa: BLE001 - report the first error, not a second one
+                pass
+            return False, message
 
     def _refuse(self, message: str) -> None:
         self.error = message

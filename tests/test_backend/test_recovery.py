@@ -78,3 +78,16 @@ def test_live_process_is_reattached_and_followed_to_the_end(db, fake_dataset, qt
     exp = manager.get_experiment(exp_id)
     assert exp["status"] == "completed"
     assert [e["kind"] for e in manager.get_events(exp_id)] == ["started", "reattached", "completed"]
+
+
+def test_a_run_that_finished_while_the_app_was_closed_is_completed(db, fake_dataset):
+    manager, exp_id = _experiment(db, fake_dataset)
+    log = Path(manager.get_experiment(exp_id)["log_path"])
+    log.parent.mkdir(parents=True)
+    log.write_text("Epoch 3: 100%|##| 2/2 [00:01<00:00]`Trainer.fit` stopped: `max_steps=10` reached.\n")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    manager.set_process_info(exp_id, child.pid, 1.0)
+    alive, interrupted = manager.recover_runs()
+    assert alive == [] and interrupted == []
+    assert manager.get_experiment(exp_id)["status"] == "completed"

@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxLay
 from rave_gui.backend import rave_cli
 from rave_gui.backend.log_parsing import strip_progress
 from rave_gui.backend.training import TrainingManager, TrainingProcess
+from rave_gui.core.process import end_group
 from rave_gui.core.signals import app_signals
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, ExperimentsTableModel
 from rave_gui.backend.checkpoints import delete_checkpoint, list_checkpoints
@@ -212,7 +213,7 @@ class TrainingPage(QWidget):
         process.output.connect(lambda line, e=experiment_id: self._on_output(e, line))
         process.step_update.connect(lambda step, total, e=experiment_id: self._on_step(e, step, total))
         process.metrics_update.connect(lambda m, e=experiment_id: self._on_metrics(e, m))
-        process.finished.connect(lambda ok, msg, e=experiment_id: self._on_finished(e, ok, msg))
+        process.finished.connect(lambda ok, msg, e=experiment_id, p=process: self._on_finished(e, p))
         self.model.refresh()
         self._update_empty_state()
 
@@ -270,7 +271,8 @@ class TrainingPage(QWidget):
             self.show_error(str(exc))
             return None
         self.exports[experiment_id] = process
-        process.progress.connect(lambda pct, msg: self.export_label.setText(f"Exporting… {msg}"))
+        process.progress.connect(lambda pct, msg, e=experiment_id: e == self.selected_id
+                                 and self.export_label.setText(f"Exporting… {msg}"))
         process.finished.connect(lambda ok, msg, e=experiment_id: self._on_export_finished(e, ok, msg))
         process.start()
         self._refresh_info(experiment_id)
@@ -413,11 +415,14 @@ class TrainingPage(QWidget):
             if "val_loss" in metrics:  # RAVE checkpoints at validation: refresh that tab too
                 self._refresh_info(experiment_id)
 
-    def _on_finished(self, experiment_id: int, ok: bool, message: str) -> None:
-        self.live.pop(experiment_id, None)
-        self.model.update_experiment(experiment_id)
-        if experiment_id == self.selected_id:
-            self._refresh_info(experiment_id)
+    def _on_finished(self, experiment_id: int, process) -> None:
+        """Forget a run's process once its thread is done (the row and details
+        were refreshed by the AppSignals the run emitted)."""
+        run = self.live.get(experiment_id)
+        if run is not None and run.process is process:  # not a newer process of a resumed run
+            del self.live[experiment_id]
+        process.wait(5000)  # finished is emitted from inside run(): let the thread end first
+        self._on_experiment_changed(experiment_id)
 
     def _on_training_failed(self, experiment_id: int, _reason: str) -> None:
         self._on_experiment_changed(experiment_id)
@@ -432,8 +437,14 @@ class TrainingPage(QWidget):
     def live_runs(self) -> list[int]:
         return [e for e in self.live if self.manager.is_active(e)]
 
-    def stop_all(self, wait_ms: int = 30_000) -> None:
-        processes = [run.process for run in self.live.values()]
+    def stop_all(self, wait_ms: int = 60_000) -> None:
+        """Stop every run (each saves a stop checkpoint) and export, and wait for
+        them: nothing is left running behind a closed window."""
+        processes = [run.process for run in self.live.values()] + list(self.exports.values())
         self.manager.stop_all()
+        for export in self.exports.values():
+            export.stop()
         for process in processes:
-            process.wait(wait_ms)
+            if not process.wait(wait_ms) and getattr(process, "pid", None):
+                end_group(process.pid)  # did not stop in time: end the whole group
+                process.wait(10_000)
