@@ -12,6 +12,18 @@ import numbers
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+# short tick labels: a log axis spanning less than a decade (RAVE's 1e-3 -> 1e-4
+# schedule) otherwise labels its minor ticks in wide mathtext that gets clipped
+def _short_number(value: float, _pos=None) -> str:
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+_SHORT = FuncFormatter(_short_number)
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider,
@@ -359,6 +371,9 @@ class MetricsPlot(QWidget):
         scale = "log" if key == "lr" else "linear"
         if self.ax_lower.get_yscale() != scale:
             self.ax_lower.set_yscale(scale)
+        if scale == "log" and self.ax_lower.yaxis.get_major_formatter() is not _SHORT:
+            self.ax_lower.yaxis.set_major_formatter(_SHORT)
+            self.ax_lower.yaxis.set_minor_formatter(_SHORT)
         for k, line in self.lower_lines.items():
             line.set_visible(k == self.lower_key)
             if k == self.lower_key:
@@ -393,7 +408,7 @@ class MetricsPlot(QWidget):
         w, h = max(self.canvas.width(), 200), max(self.canvas.height(), 200)
         bottom, top, gap = 44 / h, 1 - 26 / h, 50  # pixels
         axes_height = max(1.0, (h * (top - bottom) - gap) / 2)
-        self.figure.subplots_adjust(left=min(0.4, 72 / w), right=1 - 16 / w, bottom=bottom,
+        self.figure.subplots_adjust(left=min(0.4, 80 / w), right=1 - 16 / w, bottom=bottom,
                                     top=top, hspace=min(1.0, gap / axes_height))
 
     def _on_xlim_changed(self, ax) -> None:
