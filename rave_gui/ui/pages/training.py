@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PyQt6.QtCore import QItemSelectionModel, Qt, pyqtSignal
+from PyQt6.QtCore import QItemSelectionModel, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
                              QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
                              QTableView, QTabWidget, QVBoxLayout, QWidget)
@@ -69,6 +69,11 @@ class TrainingPage(QWidget):
         self.manager = manager or TrainingManager(db)
         self.live: dict[int, LiveRun] = {}
         self.exports: dict[int, ExportProcess] = {}
+        self._details_timer = QTimer(self)
+        self._details_timer.setSingleShot(True)
+        self._details_timer.setInterval(1000)
+        self._details_timer.timeout.connect(lambda: self.selected_id is not None
+                                            and self._refresh_info(self.selected_id))
         self.selected_id: int | None = None
         self.wizard = None
         self.last_error: str | None = None
@@ -412,8 +417,8 @@ class TrainingPage(QWidget):
     def _on_metrics(self, experiment_id: int, metrics: dict) -> None:
         if experiment_id == self.selected_id:
             self.plot.update_metrics(metrics)
-            if "val_loss" in metrics:  # RAVE checkpoints at validation: refresh that tab too
-                self._refresh_info(experiment_id)
+            if "val_loss" in metrics:  # RAVE checkpoints at validation: refresh that tab (coalesced)
+                self._details_timer.start()
 
     def _on_finished(self, experiment_id: int, process) -> None:
         """Forget a run's process once its thread is done (the row and details
