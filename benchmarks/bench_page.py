@@ -24,10 +24,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import matplotlib  # noqa: E402
-from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal  # noqa: E402
+from PyQt6.QtCore import Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fake_process import FakeProcess  # noqa: E402 (the tests' stand-in for TrainingProcess)
 from rave_gui.backend.datasets import DatasetManager  # noqa: E402
 from rave_gui.backend.training import TrainingManager  # noqa: E402
 from rave_gui.core.database import Database  # noqa: E402
@@ -40,26 +42,6 @@ BIG_HISTORY = 1_000_000
 STORED_STEPS, STORED_KEYS = 20_000, 10  # a 1M-step run logged every 50 steps, 10 metrics
 KEYS = ("loss", "val_loss", "feature_matching", "multiband_spectral_distance", "beta_factor", "lr")
 TQDM = "Epoch {e}:  33%|███▎      | {s}/3000 [00:01<00:02,  1.12s/it, v_num=0]"
-
-
-class FakeProcess(QObject):
-    output = pyqtSignal(str)
-    progress = pyqtSignal(int, str)
-    finished = pyqtSignal(bool, str)
-    metrics_update = pyqtSignal(dict)
-    step_update = pyqtSignal(int, int)
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
-
-    def wait(self, *_):
-        return True
-
-    def isRunning(self):
-        return True
 
 
 def make_page(folder: Path):

@@ -8,6 +8,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "QtAgg")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # helper modules: audio, fake_process
+
 import pytest  # noqa: E402
 
 from rave_gui.core.database import Database  # noqa: E402

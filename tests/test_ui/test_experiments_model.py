@@ -21,16 +21,6 @@ class FakeProcess(QObject):
         self.stopped += 1
 
 
-@pytest.fixture
-def manager(db, tmp_path):
-    return TrainingManager(db, runs_root=tmp_path / "runs")
-
-
-@pytest.fixture
-def dataset_id(db, fake_dataset):
-    return DatasetManager(db).register(fake_dataset, name="voice")
-
-
 def new_experiment(manager, dataset_id, name, status="running", max_steps=1000, error=None):
     exp_id = manager.start_training({"name": name, "dataset_id": dataset_id, "max_steps": max_steps})
     if status != "running":

@@ -17,37 +17,9 @@ from rave_gui.backend.training import TrainingManager
 from rave_gui.core.signals import app_signals
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, COL_STATUS, COL_STEPS, COLUMNS
 from rave_gui.ui.pages.training import TrainingPage
+from fake_process import FakeProcess  # noqa: E402 (tests/ helper)
 
 TQDM_LINE = "Epoch 0:  33%|███▎      | 1/3 [00:01<00:02,  1.12s/it, v_num=0]"
-
-
-class FakeProcess(QObject):
-    """The signals and control methods of TrainingProcess, driven by the test."""
-
-    output = pyqtSignal(str)
-    progress = pyqtSignal(int, str)
-    finished = pyqtSignal(bool, str)
-    metrics_update = pyqtSignal(dict)
-    step_update = pyqtSignal(int, int)
-
-    def __init__(self):
-        super().__init__()
-        self.stop_calls = self.start_calls = 0
-        self.running = False
-
-    def start(self):
-        self.start_calls += 1
-        self.running = True
-
-    def stop(self):
-        self.stop_calls += 1
-        self.running = False
-
-    def wait(self, *_):
-        return True
-
-    def isRunning(self):
-        return self.running
 
 
 @pytest.fixture
@@ -59,16 +31,6 @@ def fake_rave(tmp_path, monkeypatch):
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("RAVE_GUI_RAVE", str(path))
     return path
-
-
-@pytest.fixture
-def manager(db, tmp_path):
-    return TrainingManager(db, runs_root=tmp_path / "runs")
-
-
-@pytest.fixture
-def dataset_id(db, fake_dataset):
-    return DatasetManager(db).register(fake_dataset, name="voice")
 
 
 def close_message_boxes(page) -> None:
