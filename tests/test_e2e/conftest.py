@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from audio import make_audio_folder  # tests/ helper (on sys.path through tests/conftest.py)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from audio import make_audio_folder  # noqa: E402
-
-from rave_gui.backend import rave_cli  # noqa: E402
+from rave_gui.backend import rave_cli
 
 
 @pytest.fixture(scope="session")
