@@ -176,6 +176,9 @@ class TrainingProcess(ProcessThread):
             status, ok, message = "completed", True, f"Completed {self.total_steps} steps."
             if self.step < self.total_steps:
                 self._set_step(self.total_steps)
+        elif returncode == 0 and self.attach_pid is not None and any("Traceback" in ln for ln in self.tail):
+            # a re-attached process's exit code is unknown: its output tells a crash
+            status, ok, message = "failed", False, explain_failure(list(self.tail), None)
         elif returncode == 0:
             status, ok, message = "stopped", False, f"RAVE was interrupted at step {self.step}."
         else:

@@ -142,11 +142,7 @@ class Database:
         existing = self.path.exists() and self.path.stat().st_size > 0
         version = _read_user_version(self.path) if existing else 0
         if version > SCHEMA_VERSION:
-            raise DatabaseError(
-                f"The database {self.path} was written by a newer RAVE GUI "
-                f"(schema {version}, this app knows up to {SCHEMA_VERSION}). "
-                "It was left untouched: update RAVE GUI to open it."
-            )
+            raise self._too_new(version)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(
             str(self.path), check_same_thread=False, isolation_level=None, timeout=30
@@ -158,11 +154,7 @@ class Database:
             # written between the probe and now
             version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
-                raise DatabaseError(
-                    f"The database {self.path} was written by a newer RAVE GUI "
-                    f"(schema {version}, this app knows up to {SCHEMA_VERSION}). "
-                    "Update RAVE GUI to open it."
-                )
+                raise self._too_new(version)
             if existing and 0 < version < SCHEMA_VERSION:
                 # before anything else touches the file (the WAL switch included)
                 self.backup(self.path.with_name(f"{self.path.name}.v{version}.bak"))
@@ -180,6 +172,12 @@ class Database:
         except BaseException:
             self._conn.close()
             raise
+
+    def _too_new(self, version: int) -> DatabaseError:
+        return DatabaseError(
+            f"The database {self.path} was written by a newer RAVE GUI "
+            f"(schema {version}, this app knows up to {SCHEMA_VERSION}). "
+            "It was left untouched: update RAVE GUI to open it.")
 
     # -- schema -----------------------------------------------------------
     def _migrate(self, current: int) -> None:

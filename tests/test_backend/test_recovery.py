@@ -91,3 +91,27 @@ def test_a_run_that_finished_while_the_app_was_closed_is_completed(db, fake_data
     alive, interrupted = manager.recover_runs()
     assert alive == [] and interrupted == []
     assert manager.get_experiment(exp_id)["status"] == "completed"
+
+
+def test_a_reattached_run_that_crashes_is_failed_with_its_reason(db, fake_dataset, qtbot):
+    manager, exp_id = _experiment(db, fake_dataset)
+    log = Path(manager.get_experiment(exp_id)["log_path"])
+    log.parent.mkdir(parents=True)
+    script = ("import time; time.sleep(1.0); print('Traceback (most recent call last):');"
+              "print('torch.OutOfMemoryError: CUDA out of memory.', flush=True)")
+    with open(log, "ab") as sink:
+        child = subprocess.Popen([sys.executable, "-c", script], stdout=sink, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    try:
+        manager.set_process_info(exp_id, child.pid, psutil.Process(child.pid).create_time())
+        process = TrainingProcess(manager, exp_id, attach_pid=child.pid)
+        with qtbot.waitSignal(process.finished, timeout=20_000) as blocker:
+            process.start()
+            qtbot.waitUntil(lambda: child.poll() is not None, timeout=15_000)
+        process.wait(5000)
+    finally:
+        child.kill()
+        child.wait()
+    assert blocker.args[0] is False
+    exp = manager.get_experiment(exp_id)
+    assert exp["status"] == "failed" and "GPU ran out of memory" in exp["error"]

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
+from rave_gui.backend.training import RESUMABLE
+
 COLUMNS = ("Name", "Status", "Started", "Steps", "Actions")
 COL_NAME, COL_STATUS, COL_STARTED, COL_STEPS, COL_ACTIONS = range(5)
-RESUMABLE = {"stopped", "failed", "interrupted", "completed"}
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
