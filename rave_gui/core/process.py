@@ -161,9 +161,6 @@ class ProcessThread(QThread):
         if self.pid:
             interrupt(self.pid)
 
-    def is_active(self) -> bool:
-        return self.isRunning()
-
     # -- the thread ------------------------------------------------------------
     def run(self) -> None:  # noqa: C901 - one linear story
         try:
