@@ -223,7 +223,7 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
-    print(f"| measure | value |\n|---|---|")
+    print("| measure | value |\n|---|---|")
     print(f"| event file | {points:,} points ({steps:,} steps x {len(TAGS)} tags), {big['file_mb']:.1f} MB (after appends) |")
     print(f"| EventFileReader first read | {reader_s:.2f} s ({points / reader_s:,.0f} points/s) |")
     print(f"| RunEventsFollower first poll | {follower_s:.2f} s ({points / follower_s:,.0f} points/s) |")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,6 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
-import matplotlib  # noqa: E402
 from PyQt6.QtCore import Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
@@ -35,6 +33,7 @@ from rave_gui.backend.training import TrainingManager  # noqa: E402
 from rave_gui.core.database import Database  # noqa: E402
 from rave_gui.ui.pages.training import TrainingPage  # noqa: E402
 from rave_gui.ui.widgets.metrics_plot import REDRAW_MS  # noqa: E402
+from _env import environment  # noqa: E402 (benchmarks/ helper)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "page.json"
 FEED_EVERY_MS, POINTS_PER_SECOND, HEARTBEAT_MS = 10, 10_000, 5
@@ -246,10 +245,7 @@ def main() -> None:
         "config": {"quick": args.quick, "seconds": seconds, "feed_every_ms": FEED_EVERY_MS,
                    "points_per_second": POINTS_PER_SECOND, "keys_per_point": len(KEYS),
                    "heartbeat_ms": HEARTBEAT_MS, "redraw_ms": REDRAW_MS, "repeats": repeats},
-        "env": {"python": platform.python_version(), "matplotlib": matplotlib.__version__,
-                "numpy": np.__version__, "machine": platform.machine(),
-                "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
-                "qpa": os.environ.get("QT_QPA_PLATFORM")},
+        "env": environment(),
     }, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")
 

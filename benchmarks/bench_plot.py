@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -18,12 +17,12 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
-import matplotlib  # noqa: E402
 from PyQt6.QtCore import Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rave_gui.ui.widgets.metrics_plot import REDRAW_MS, MetricsPlot  # noqa: E402
+from _env import environment  # noqa: E402 (benchmarks/ helper)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "plot.json"
 SIZES = (1_000, 100_000, 1_000_000)
@@ -149,10 +148,7 @@ def main() -> None:
         "config": {"repeats": REPEATS, "redraw_ms": REDRAW_MS, "feed_every_ms": FEED_EVERY_MS,
                    "feed_batch": FEED_BATCH, "heartbeat_ms": HEARTBEAT_MS,
                    "keys_per_point": 6},
-        "env": {"python": platform.python_version(), "matplotlib": matplotlib.__version__,
-                "numpy": np.__version__, "machine": platform.machine(),
-                "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
-                "qpa": os.environ.get("QT_QPA_PLATFORM")},
+        "env": environment(),
     }, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")
 

@@ -19,6 +19,33 @@ def _experiment(db, fake_dataset, name="r"):
     return manager, manager.start_training(dict(name=name, dataset_id=ds, max_steps=10, device="cpu"))
 
 
+def _orphan_run(manager, exp_id, script: str, qtbot, earlier: str = "") -> tuple:
+    """A child that writes to the run's log as an orphaned `rave train` would
+    (own session, not started by this TrainingProcess); re-attach to it and follow it
+    to the end. Returns (recover_runs() result, finished args, steps, lines)."""
+    log = Path(manager.get_experiment(exp_id)["log_path"])
+    log.parent.mkdir(parents=True)
+    log.write_text(earlier)
+    with open(log, "ab") as sink:
+        child = subprocess.Popen([sys.executable, "-c", script], stdout=sink, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    try:
+        manager.set_process_info(exp_id, child.pid, psutil.Process(child.pid).create_time())
+        recovered = manager.recover_runs()
+        process = TrainingProcess(manager, exp_id, attach_pid=child.pid)
+        steps, lines = [], []
+        process.step_update.connect(lambda s, t: steps.append((s, t)))
+        process.output.connect(lines.append)
+        with qtbot.waitSignal(process.finished, timeout=20_000) as blocker:
+            process.start()
+            qtbot.waitUntil(lambda: child.poll() is not None, timeout=15_000)
+        process.wait(5000)
+    finally:
+        child.kill()
+        child.wait()
+    return recovered, (child.pid, *blocker.args), steps, lines
+
+
 def test_dead_process_is_marked_interrupted(db, fake_dataset):
     manager, exp_id = _experiment(db, fake_dataset)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -42,10 +69,6 @@ def test_reused_pid_with_another_start_time_is_not_trusted(db, fake_dataset):
 
 def test_live_process_is_reattached_and_followed_to_the_end(db, fake_dataset, qtbot):
     manager, exp_id = _experiment(db, fake_dataset)
-    exp = manager.get_experiment(exp_id)
-    log = Path(exp["log_path"])
-    log.parent.mkdir(parents=True)
-    log.write_text("earlier output\n")
     script = textwrap.dedent("""
         import time
         time.sleep(1.5)
@@ -54,25 +77,10 @@ def test_live_process_is_reattached_and_followed_to_the_end(db, fake_dataset, qt
         print('[rave-gui] step=10/10', flush=True)
         print('`Trainer.fit` stopped: `max_steps=10` reached.', flush=True)
     """)
-    with open(log, "ab") as sink:
-        child = subprocess.Popen([sys.executable, "-c", script], stdout=sink, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-    try:
-        manager.set_process_info(exp_id, child.pid, psutil.Process(child.pid).create_time())
-        alive, interrupted = manager.recover_runs()
-        assert alive == [(exp_id, child.pid)] and interrupted == []
-        process = TrainingProcess(manager, exp_id, attach_pid=child.pid)
-        steps, lines = [], []
-        process.step_update.connect(lambda s, t: steps.append((s, t)))
-        process.output.connect(lines.append)
-        with qtbot.waitSignal(process.finished, timeout=20_000) as blocker:
-            process.start()
-            qtbot.waitUntil(lambda: child.poll() is not None, timeout=15_000)
-        process.wait(5000)
-    finally:
-        child.kill()
-        child.wait()
-    assert blocker.args[0] is True
+    recovered, (pid, ok, _msg), steps, lines = _orphan_run(manager, exp_id, script, qtbot,
+                                                           earlier="earlier output\n")
+    assert recovered == ([(exp_id, pid)], [])
+    assert ok is True
     assert steps[-1] == (10, 10) and (5, 10) in steps
     assert "earlier output" not in lines  # the log is followed from where it was
     exp = manager.get_experiment(exp_id)
@@ -95,23 +103,9 @@ def test_a_run_that_finished_while_the_app_was_closed_is_completed(db, fake_data
 
 def test_a_reattached_run_that_crashes_is_failed_with_its_reason(db, fake_dataset, qtbot):
     manager, exp_id = _experiment(db, fake_dataset)
-    log = Path(manager.get_experiment(exp_id)["log_path"])
-    log.parent.mkdir(parents=True)
     script = ("import time; time.sleep(1.0); print('Traceback (most recent call last):');"
               "print('torch.OutOfMemoryError: CUDA out of memory.', flush=True)")
-    with open(log, "ab") as sink:
-        child = subprocess.Popen([sys.executable, "-c", script], stdout=sink, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-    try:
-        manager.set_process_info(exp_id, child.pid, psutil.Process(child.pid).create_time())
-        process = TrainingProcess(manager, exp_id, attach_pid=child.pid)
-        with qtbot.waitSignal(process.finished, timeout=20_000) as blocker:
-            process.start()
-            qtbot.waitUntil(lambda: child.poll() is not None, timeout=15_000)
-        process.wait(5000)
-    finally:
-        child.kill()
-        child.wait()
-    assert blocker.args[0] is False
+    _recovered, (_pid, ok, _msg), _steps, _lines = _orphan_run(manager, exp_id, script, qtbot)
+    assert ok is False
     exp = manager.get_experiment(exp_id)
     assert exp["status"] == "failed" and "GPU ran out of memory" in exp["error"]

@@ -1,11 +1,8 @@
 """ExperimentsTableModel: Qt's model checks, columns, actions, targeted updates."""
 from __future__ import annotations
 
-import pytest
 from PyQt6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt
 
-from rave_gui.backend.datasets import DatasetManager
-from rave_gui.backend.training import TrainingManager
 from rave_gui.ui.models.experiments_model import (COL_ACTIONS, COL_NAME, COL_STATUS, COL_STEPS,
                                                   COLUMNS, ID_ROLE, ExperimentsTableModel)
 

@@ -6,18 +6,16 @@ import json
 import os
 import stat
 
-import numpy as np
 import pytest
 from PyQt6 import sip
-from PyQt6.QtCore import QCoreApplication, QEvent, QObject, Qt, pyqtSignal
+from PyQt6.QtCore import QCoreApplication, QEvent, Qt
 from PyQt6.QtWidgets import QMessageBox, QPushButton
 
-from rave_gui.backend.datasets import DatasetManager
-from rave_gui.backend.training import TrainingManager
+from fake_process import FakeProcess  # tests/ helper
+
 from rave_gui.core.signals import app_signals
-from rave_gui.ui.models.experiments_model import COL_ACTIONS, COL_STATUS, COL_STEPS, COLUMNS
+from rave_gui.ui.models.experiments_model import COL_ACTIONS, COLUMNS
 from rave_gui.ui.pages.training import TrainingPage
-from fake_process import FakeProcess  # noqa: E402 (tests/ helper)
 
 TQDM_LINE = "Epoch 0:  33%|███▎      | 1/3 [00:01<00:02,  1.12s/it, v_num=0]"
 
