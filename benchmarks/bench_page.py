@@ -22,7 +22,6 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
-from PyQt6.QtCore import Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,7 +32,7 @@ from rave_gui.backend.training import TrainingManager  # noqa: E402
 from rave_gui.core.database import Database  # noqa: E402
 from rave_gui.ui.pages.training import TrainingPage  # noqa: E402
 from rave_gui.ui.widgets.metrics_plot import REDRAW_MS  # noqa: E402
-from _env import environment  # noqa: E402 (benchmarks/ helper)
+from _shared import environment, run_with_heartbeat, synthetic_point  # noqa: E402 (benchmarks/ helper)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "page.json"
 FEED_EVERY_MS, POINTS_PER_SECOND, HEARTBEAT_MS = 10, 10_000, 5
@@ -57,12 +56,6 @@ def make_page(folder: Path):
     return db, manager, dataset_id, page
 
 
-def point(step: int, rng) -> dict:
-    return {"step": step, "loss": 3.0 / (1 + step / 1e4) + rng.random() * 0.1,
-            "val_loss": 3.1 / (1 + step / 1e4), "feature_matching": 0.5,
-            "multiband_spectral_distance": 2.0, "beta_factor": min(0.1, step / 1e5), "lr": 1e-3}
-
-
 def bench_flood(app, manager, dataset_id, page, seconds: float) -> dict:
     exp_id = manager.start_training({"name": "flood", "dataset_id": dataset_id, "max_steps": 100_000_000})
     fake = FakeProcess()
@@ -73,41 +66,22 @@ def bench_flood(app, manager, dataset_id, page, seconds: float) -> dict:
     draws = []
     page.plot.canvas.mpl_connect("draw_event", lambda e: draws.append(time.perf_counter()))
     rng = np.random.default_rng(1)
-    state = {"step": 0, "ticks": 0, "last_beat": None, "gaps": [], "t0": 0.0}
+    state = {"step": 0, "ticks": 0}
 
-    def feed():
+    def feed(t0):
         # catch up on time lost to stalls, so the rate really is POINTS_PER_SECOND
-        due = int((time.perf_counter() - state["t0"]) * POINTS_PER_SECOND) - state["step"]
+        due = int((time.perf_counter() - t0) * POINTS_PER_SECOND) - state["step"]
         for _ in range(max(0, due)):
-            fake.metrics_update.emit(point(state["step"], rng))
+            fake.metrics_update.emit(synthetic_point(state["step"], rng))
             state["step"] += 1
         fake.step_update.emit(state["step"], 100_000_000)
         fake.output.emit(TQDM.format(e=0, s=state["ticks"] % 3000))  # dropped by the page
         fake.output.emit(f"[rave-gui] step={state['step']} loss={rng.random():.4f}")
         state["ticks"] += 1
 
-    def beat():
-        now = time.perf_counter()
-        if state["last_beat"] is not None:
-            state["gaps"].append(now - state["last_beat"])
-        state["last_beat"] = now
-
-    feeder, heartbeat = QTimer(), QTimer()
-    for timer in (feeder, heartbeat):
-        timer.setTimerType(Qt.TimerType.PreciseTimer)
-    feeder.timeout.connect(feed)
-    heartbeat.timeout.connect(beat)
-    state["t0"] = time.perf_counter()
-    c0 = time.process_time()
-    feeder.start(FEED_EVERY_MS)
-    heartbeat.start(HEARTBEAT_MS)
-    QTimer.singleShot(int(seconds * 1000), Qt.TimerType.PreciseTimer, app.quit)
-    app.exec()
-    elapsed = time.perf_counter() - state["t0"]
-    cpu = time.process_time() - c0
-    feeder.stop()
-    heartbeat.stop()
-    gaps = np.array(state["gaps"]) * 1000
+    loop = run_with_heartbeat(app, feed, FEED_EVERY_MS, HEARTBEAT_MS, seconds)
+    elapsed = loop.pop("elapsed")
+    cpu = loop.pop("cpu")
     points = page.plot.history["loss"][0].size
     assert points == state["step"], (points, state["step"])  # every point reached the plot
     log_lines = page.log_view.document().blockCount()
@@ -115,10 +89,7 @@ def bench_flood(app, manager, dataset_id, page, seconds: float) -> dict:
             "points_per_second": round(state["step"] / elapsed),
             "signals_per_second": round((state["step"] + 3 * state["ticks"]) / elapsed),
             "feed_ticks": state["ticks"], "draws": len(draws), "log_lines": log_lines,
-            "step_label": page.step_label.text(), "cpu_percent": round(100 * cpu / elapsed),
-            "heartbeats": int(gaps.size), "max_gap_ms": round(float(gaps.max()), 1),
-            "p99_gap_ms": round(float(np.percentile(gaps, 99)), 1),
-            "median_gap_ms": round(float(np.median(gaps)), 1)}
+            "step_label": page.step_label.text(), "cpu_percent": round(100 * cpu / elapsed), **loop}
 
 
 def bench_slot_costs(manager, dataset_id, page) -> dict:
@@ -128,7 +99,7 @@ def bench_slot_costs(manager, dataset_id, page) -> dict:
     page.attach(exp_id, fake)
     page.select_experiment(exp_id)
     rng = np.random.default_rng(3)
-    points = [point(i, rng) for i in range(5000)]
+    points = [synthetic_point(i, rng) for i in range(5000)]
     cases = {"metrics_update_us": (lambda i: fake.metrics_update.emit(points[i]), len(points)),
              "step_update_us": (lambda i: fake.step_update.emit(i, 100_000_000), 300),
              "output_line_us": (lambda i: fake.output.emit(f"[rave-gui] step={i} loss=1.0"), 1000),

@@ -17,12 +17,11 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
-from PyQt6.QtCore import Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rave_gui.ui.widgets.metrics_plot import REDRAW_MS, MetricsPlot  # noqa: E402
-from _env import environment  # noqa: E402 (benchmarks/ helper)
+from _shared import environment, run_with_heartbeat, synthetic_point  # noqa: E402 (benchmarks/ helper)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "plot.json"
 SIZES = (1_000, 100_000, 1_000_000)
@@ -72,52 +71,24 @@ def bench_stream(app) -> dict:
     app.processEvents()
     draws = []
     plot.canvas.mpl_connect("draw_event", lambda e: draws.append(time.perf_counter()))
-    state = {"step": 0, "last_beat": None, "gaps": [], "t0": 0.0}
+    state = {"step": 0}
     rng = np.random.default_rng(1)
     rate = FEED_BATCH * 1000 / FEED_EVERY_MS  # points per second
 
-    def feed():
+    def feed(t0):
         # catch up on time lost to stalls, so the rate really is `rate` points per second
-        due = int((time.perf_counter() - state["t0"]) * rate) - state["step"]
-        batch = []
-        for _ in range(max(0, due)):
-            s = state["step"]
-            batch.append({"step": s, "loss": 3.0 / (1 + s / 1e4) + rng.random() * 0.1,
-                          "val_loss": 3.1 / (1 + s / 1e4), "feature_matching": 0.5,
-                          "multiband_spectral_distance": 2.0, "beta_factor": min(0.1, s / 1e5),
-                          "lr": 1e-3})
-            state["step"] += 1
+        due = int((time.perf_counter() - t0) * rate) - state["step"]
+        batch = [synthetic_point(state["step"] + i, rng) for i in range(max(0, due))]
+        state["step"] += len(batch)
         if batch:
             plot.update_metrics(batch)
 
-    def beat():
-        now = time.perf_counter()
-        if state["last_beat"] is not None:
-            state["gaps"].append(now - state["last_beat"])
-        state["last_beat"] = now
-
-    feeder, heartbeat = QTimer(), QTimer()
-    feeder.setTimerType(Qt.TimerType.PreciseTimer)
-    heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
-    feeder.timeout.connect(feed)
-    heartbeat.timeout.connect(beat)
-    state["t0"] = time.perf_counter()
-    feeder.start(FEED_EVERY_MS)
-    heartbeat.start(HEARTBEAT_MS)
-    QTimer.singleShot(int(FEED_SECONDS * 1000), app.quit)
-    app.exec()
-    elapsed = time.perf_counter() - state["t0"]
-    feeder.stop()
-    heartbeat.stop()
-    state["points"] = state["step"]
-    gaps = np.array(state["gaps"]) * 1000
+    loop = run_with_heartbeat(app, feed, FEED_EVERY_MS, HEARTBEAT_MS, FEED_SECONDS)
+    elapsed = loop.pop("elapsed")
+    loop.pop("cpu")
     plot.close()
-    return {"seconds": round(elapsed, 2), "points_fed": state["points"],
-            "points_per_second": round(state["points"] / elapsed),
-            "draws": len(draws), "heartbeats": int(gaps.size),
-            "max_gap_ms": round(float(gaps.max()), 1),
-            "p99_gap_ms": round(float(np.percentile(gaps, 99)), 1),
-            "median_gap_ms": round(float(np.median(gaps)), 1)}
+    return {"seconds": round(elapsed, 2), "points_fed": state["step"],
+            "points_per_second": round(state["step"] / elapsed), "draws": len(draws), **loop}
 
 
 def main() -> None:
