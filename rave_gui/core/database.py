@@ -90,7 +90,17 @@ CREATE TABLE exports (
 );
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# v4: the run controller. RAVE's run folder as the launcher printed it (stored, not
+# guessed), the queue order of queued runs, and the token that marks the launcher's
+# own output lines (a line without it is RAVE's or the person's text, never trusted).
+_V4 = """
+ALTER TABLE experiments ADD COLUMN run_dir TEXT;
+ALTER TABLE experiments ADD COLUMN queue_pos INTEGER;
+ALTER TABLE experiments ADD COLUMN launch_token TEXT;
+CREATE INDEX experiments_queue ON experiments(queue_pos) WHERE queue_pos IS NOT NULL;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
