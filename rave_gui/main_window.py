@@ -5,6 +5,8 @@ from PyQt6.QtWidgets import (QHBoxLayout, QListWidget, QMainWindow, QMessageBox,
                              QWidget)
 
 from rave_gui import __version__
+from rave_gui.backend.runs import RunController
+from rave_gui.backend.training import TrainingManager
 from rave_gui.ui.pages.datasets import DatasetsPage
 from rave_gui.ui.pages.training import TrainingPage
 
@@ -18,7 +20,9 @@ class MainWindow(QMainWindow):
         self.sidebar = QListWidget()
         self.sidebar.setFixedWidth(150)
         self.pages = QStackedWidget()
-        self.training_page = TrainingPage(self.db)
+        #: the one owner of every run's process (the pages call it)
+        self.runs = RunController(TrainingManager(db), parent=self)
+        self.training_page = TrainingPage(self.db, controller=self.runs)
         self.datasets_page = DatasetsPage(self.db)
         self.pages.addWidget(self.training_page)
         self.pages.addWidget(self.datasets_page)
@@ -30,6 +34,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.sidebar)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
+        self.runs.reattach_all()
+        self.training_page.model.refresh()
         self.statusBar().showMessage(f"Database: {db.path}")
         #: what closeEvent asks; tests replace it to answer without a dialog
         self.confirm_stop = self._ask_stop_runs
@@ -37,15 +43,15 @@ class MainWindow(QMainWindow):
     def _ask_stop_runs(self, count: int) -> bool:
         answer = QMessageBox.question(
             self, "Trainings are running",
-            f"{count} training run(s) are still running. Stop them and quit?\n\n"
+            f"{count} training run(s) are still running or saving their checkpoint. Stop them and quit?\n\n"
             "They are stopped cleanly (a checkpoint is saved) and can be resumed later.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event) -> None:
-        live = self.training_page.live_runs()
+        live = self.runs.live_ids()
         if live and not self.confirm_stop(len(live)):
             event.ignore()
             return
-        self.training_page.stop_all()
+        self.runs.stop_all()
         event.accept()

@@ -1,7 +1,6 @@
 """Export a trained run for nn~ / the RAVE VST with the real ``rave export``."""
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 
 from PyQt6.QtCore import pyqtSignal
@@ -9,9 +8,10 @@ from PyQt6.QtCore import pyqtSignal
 from rave_gui.backend import rave_cli
 from rave_gui.backend.checkpoints import list_checkpoints
 from rave_gui.backend.log_parsing import explain_failure
-from rave_gui.backend.training_process import find_run_dir
+from rave_gui.backend.run_paths import RunPaths
+from rave_gui.backend.run_state import LIVE
 from rave_gui.core.process import ProcessThread
-from rave_gui.core.signals import app_signals
+from rave_gui.core.timeutil import now
 
 _STEPS = ("model found", "script model", "save model", "all good")
 
@@ -32,27 +32,30 @@ class ExportProcess(ProcessThread):
         exp = manager.get_experiment(experiment_id)
         if exp is None:
             raise ValueError(f"There is no experiment {experiment_id}.")
-        out_dir = Path(exp["out_dir"])
-        super().__init__(log_path=out_dir / "export.log", parent=parent)
+        self.paths = RunPaths.of(exp)
+        super().__init__(log_path=self.paths.export_log, parent=parent)
         self.manager = manager
         self.experiment = exp
-        self.output_dir = Path(output_dir) if output_dir else out_dir / "export"
+        self.output_dir = Path(output_dir) if output_dir else self.paths.export_dir
         self.streaming = streaming
         self.fidelity = float(fidelity)
-        self.tail: list[str] = []
         self.path = self.output_dir / export_name(exp["name"], streaming)
 
     def prepare(self) -> None:
         if not 0.1 <= self.fidelity <= 0.999:
             raise ValueError("Fidelity must be between 0.1 and 0.999 (RAVE's limits).")
         self.rave = rave_cli.find_rave()
-        self.run_dir = find_run_dir(self.experiment["out_dir"])
+        self.run_dir = self.paths.run_dir
         if self.run_dir is None or not list_checkpoints(self.run_dir):
             raise ValueError("This run has no checkpoint to export yet: RAVE saves one at each "
                              "validation (or when the app stops the run).")
-        if self.experiment["status"] == "running":
+        if self.experiment["status"] in LIVE:
             raise ValueError("Stop the run (or let it finish) before exporting it.")
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"The export folder {self.output_dir} cannot be created "
+                             f"({exc.strerror or exc}). Choose another folder.")
 
     def build_command(self) -> list[str]:
         argv = [str(self.rave), "export", "--run", str(self.run_dir), "--name", self.experiment["name"],
@@ -61,7 +64,6 @@ class ExportProcess(ProcessThread):
         return argv
 
     def handle_line(self, line: str) -> None:
-        self.tail = (self.tail + [line])[-40:]
         for number, marker in enumerate(_STEPS, start=1):
             if marker in line:
                 self.progress.emit(int(100 * number / len(_STEPS)), marker)
@@ -70,15 +72,14 @@ class ExportProcess(ProcessThread):
         if self.stop_requested:
             return False, "Export cancelled."
         if returncode != 0 or not self.path.is_file():
-            return False, explain_failure(self.tail, returncode)
+            return False, explain_failure(list(self.tail), returncode)
         self.manager.db.execute(
             "INSERT INTO exports (experiment_id, path, streaming, fidelity, step, size_bytes, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.experiment["id"], str(self.path), int(self.streaming), self.fidelity,
              self.experiment.get("current_step"), self.path.stat().st_size,
-             _dt.datetime.now().isoformat(timespec="seconds")))
+             now()))
         self.exported.emit(str(self.path))
-        app_signals().export_finished.emit(self.experiment["id"], True, str(self.path))
         return True, f"Exported to {self.path}"
 
 

@@ -168,3 +168,42 @@ def strip_progress(line: str) -> str:
     """The line without tqdm bar redraws; text printed after a bar survives
     (``...| 2/2 [00:01<00:00]`Trainer.fit` stopped: ...`` -> the message)."""
     return _BAR_RE.sub("", line).strip()
+
+
+_LAUNCHER_STEP_RE = re.compile(r"step=(\d{1,12})/(\d{1,12})")
+_LAUNCHER_CKPT_RE = re.compile(r"checkpoint=(.+) step=(\d{1,12})")
+_LAUNCHER_SAVED_RE = re.compile(r"saved (.+) at step=(\d{1,12})")
+
+
+def launcher_marker(token: str | None) -> str:
+    """What starts every line of the app's launcher for a launch with ``token``."""
+    return f"[rave-gui:{token}] " if token else "[rave-gui] "
+
+
+def parse_launcher_line(line: str, token: str | None) -> dict | None:
+    """One of the launcher's own lines (``rave_launcher``), or None.
+
+    Only text after the launch's marker counts (a tqdm bar may come before it on
+    the same line); each kind of line must match whole, so a run name or a path
+    that contains ``step=N`` cannot change the step: ``{"step", "total"}``,
+    ``{"run_dir"}``, ``{"checkpoint", "step"}``, ``{"saved", "step"}`` or
+    ``{"stop_requested": True}``."""
+    marker = launcher_marker(token)
+    at = line.find(marker)
+    if at < 0:
+        return None
+    text = line[at + len(marker):].rstrip("\n")
+    match = _LAUNCHER_STEP_RE.fullmatch(text)
+    if match:
+        return {"step": int(match.group(1)), "total": int(match.group(2))}
+    if text.startswith("run_dir="):
+        return {"run_dir": text[len("run_dir="):]}
+    match = _LAUNCHER_CKPT_RE.fullmatch(text)
+    if match:
+        return {"checkpoint": match.group(1), "step": int(match.group(2))}
+    match = _LAUNCHER_SAVED_RE.fullmatch(text)
+    if match:
+        return {"saved": match.group(1), "step": int(match.group(2))}
+    if text.startswith("stop requested"):
+        return {"stop_requested": True}
+    return None

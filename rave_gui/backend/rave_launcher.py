@@ -13,7 +13,7 @@ as the ``rave`` console script does. The callbacks:
   fit normally. RAVE itself saves only at validation, so without this a stop
   loses everything since the last validation. A second SIGINT interrupts at
   once, as plain ``rave train`` does.
-* **Step lines.** ``[rave-gui] step=N/M`` on stdout (at most every 0.5 s, and
+* **Step lines.** ``[rave-gui:TOKEN] step=N/M`` on stdout (at most every 0.5 s, and
   at the end), so the app knows the global step without waiting for the
   TensorBoard writer's late flushes, plus the run folder and checkpoint paths.
 * **Logging interval.** ``RAVE_GUI_LOG_EVERY=N`` sets Lightning's
@@ -23,6 +23,12 @@ as the ``rave`` console script does. The callbacks:
 * **Learning rate.** Lightning's ``LearningRateMonitor`` logs the optimizers'
   real learning rates (``lr-Adam``: RAVE's generator schedule) to the event
   file, so the plot shows the schedule RAVE really follows.
+
+Every line the launcher prints starts with ``[rave-gui:TOKEN]``, where TOKEN is
+``RAVE_GUI_TOKEN`` (a random value the app makes for each launch): the app
+trusts only lines with its token, so a run name or anything RAVE prints that
+looks like ``[rave-gui] step=...`` cannot move the step. Without the variable
+the prefix is ``[rave-gui]``.
 
 Kept free of rave_gui imports: it runs in the interpreter that owns ``rave``.
 """
@@ -34,13 +40,19 @@ import sys
 import time
 
 _STATE = {"stop": False, "trainer": None}
+_TOKEN = os.environ.get("RAVE_GUI_TOKEN", "")
+_PREFIX = f"[rave-gui:{_TOKEN}]" if _TOKEN.isalnum() else "[rave-gui]"
+
+
+def _say(text: str) -> None:
+    print(f"{_PREFIX} {text}", flush=True)
 
 
 def _on_sigint(signum, frame):
     if _STATE["trainer"] is None or _STATE["stop"]:
         raise KeyboardInterrupt  # not training yet, or asked twice: plain behaviour
     _STATE["stop"] = True
-    print("[rave-gui] stop requested: saving a checkpoint at the end of this step", flush=True)
+    _say("stop requested: saving a checkpoint at the end of this step")
 
 
 def _install_callbacks() -> None:
@@ -52,14 +64,14 @@ def _install_callbacks() -> None:
 
         def on_fit_start(self, trainer, pl_module):
             _STATE["trainer"] = trainer
-            print(f"[rave-gui] run_dir={trainer.logger.log_dir}", flush=True)
+            _say(f"run_dir={trainer.logger.log_dir}")
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             step = trainer.global_step
             now = time.monotonic()
             if now - self._last >= 0.5 or step >= (trainer.max_steps or 0):
                 self._last = now
-                print(f"[rave-gui] step={step}/{trainer.max_steps}", flush=True)
+                _say(f"step={step}/{trainer.max_steps}")
             self._stop_if_asked(trainer)
 
         def on_validation_end(self, trainer, pl_module):
@@ -73,11 +85,11 @@ def _install_callbacks() -> None:
             path = os.path.join(trainer.logger.log_dir, "checkpoints", f"stopped-step={step}.ckpt")
             os.makedirs(os.path.dirname(path), exist_ok=True)
             trainer.save_checkpoint(path)
-            print(f"[rave-gui] checkpoint={path} step={step}", flush=True)
+            _say(f"checkpoint={path} step={step}")
             trainer.should_stop = True
 
         def on_fit_end(self, trainer, pl_module):
-            print(f"[rave-gui] step={trainer.global_step}/{trainer.max_steps}", flush=True)
+            _say(f"step={trainer.global_step}/{trainer.max_steps}")
 
     original_init = pl.Trainer.__init__
     original_save = pl.Trainer.save_checkpoint
@@ -112,7 +124,7 @@ def _index_checkpoint(trainer, path: str) -> None:
             fh.write(json.dumps(record) + "\n")
     except OSError:
         pass
-    print(f"[rave-gui] saved {os.path.basename(path)} at step={record['step']}", flush=True)
+    _say(f"saved {os.path.basename(path)} at step={record['step']}")
 
 
 def main() -> None:

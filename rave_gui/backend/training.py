@@ -1,13 +1,17 @@
-"""Training management: experiment records, metric history, live processes.
+"""Training management: experiment records, metric history, the run queue.
 
 ``TrainingManager`` is plain Python over the SQLite database: no Qt object,
-usable from a script or a test without a QApplication. ``TrainingProcess``
-(the QThread that runs ``rave train``) lives in ``training_process`` and is
-re-exported here, as the design card places both in this module.
+usable from a script or a test without a QApplication (importing this module
+loads no PyQt6). It keeps records; it never starts, attaches or kills a
+process: the ``RunController`` (``runs``) does, and registers each process
+here so that ``stop_training`` can ask it to stop. Every status change goes
+through ``set_status`` and the state machine in ``run_state``.
+``TrainingProcess`` (the QThread that runs ``rave train``) lives in
+``training_process``; ``from rave_gui.backend.training import TrainingProcess``
+still works and loads it on first use.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import re
@@ -17,24 +21,22 @@ from typing import Any, Iterable
 
 from rave_gui.backend.log_parsing import parse_metrics, parse_progress_line  # noqa: F401 (public API)
 from rave_gui.backend.rave_cli import BROKEN_CONFIGS, RAVE_CONFIGS, RAVE_MODIFIERS
+from rave_gui.backend.run_paths import RunPaths
+from rave_gui.backend.run_state import LIVE, RESUMABLE, STATES, TERMINAL, check_transition  # noqa: F401
 from rave_gui.core.database import Database
 from rave_gui.core.process import process_alive
+from rave_gui.core.timeutil import now
 
-STATUSES = ("running", "completed", "failed", "stopped", "interrupted")
-TERMINAL = {"completed", "failed", "stopped", "interrupted"}
-RESUMABLE = {"failed", "stopped", "interrupted", "completed"}
-DEVICE_RE = re.compile(r"^(auto|cpu|gpu:\d{1,2})$")
+STATUSES = STATES
+DEVICE_RE = re.compile(r"auto|cpu|gpu:\d{1,2}")
 OVERRIDE_RE = re.compile(r"^[A-Za-z_][\w.]*(/[\w.]+)?\s*=\s*\S.*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _BAD_NAME_CHARS = set('/\\:*?<>|') | {chr(c) for c in range(32)} | {"\x7f"}
 MAX_NAME = 80
 
 DEFAULTS = {"max_steps": 500_000, "batch_size": 8, "learning_rate": 1e-4, "device": "auto",
             "val_every": 10_000, "log_every": 50, "workers": None, "modifiers": [], "overrides": [],
             "base_config": "v2"}
-
-
-def now() -> str:
-    return _dt.datetime.now().isoformat(timespec="seconds")
 
 
 def validate_name(name: Any) -> str:
@@ -55,7 +57,8 @@ def validate_name(name: Any) -> str:
 
 def _int_in(config: dict, key: str, low: int, high: int, label: str) -> int:
     value = config.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value)) or value != int(value)):
         raise ValueError(f"{label} must be a whole number (got {value!r}).")
     value = int(value)
     if not low <= value <= high:
@@ -63,14 +66,37 @@ def _int_in(config: dict, key: str, low: int, high: int, label: str) -> int:
     return value
 
 
-class TrainingManager:
-    """Experiments in the database and the processes that train them."""
+def check_binding(binding: str) -> str:
+    """One gin binding, stripped, or ``ValueError`` with a sentence."""
+    if _CONTROL.search(binding):
+        raise ValueError(f"{binding!r} contains a control character (a pasted NUL, newline or escape); "
+                         "retype it as NAME=value.")
+    binding = binding.strip()
+    if not OVERRIDE_RE.match(binding):
+        raise ValueError(f"{binding!r} is not a gin binding; write it as NAME=value "
+                         "(for example PHASE_1_DURATION=200000).")
+    return binding
 
-    def __init__(self, db: Database, runs_root: str | Path | None = None):
+
+class TrainingManager:
+    """Experiments in the database, their history, the queue, and the processes
+    registered for them (by the ``RunController``)."""
+
+    def __init__(self, db: Database, runs_root: str | Path | None = None,
+                 gpus: list[str] | None = None):
         self.db = db
         self.runs_root = Path(runs_root) if runs_root else Path(db.path).parent / "runs"
+        self._gpus = gpus
         self._processes: dict[int, Any] = {}
         self._lock = threading.RLock()
+
+    @property
+    def gpus(self) -> list[str]:
+        """The NVIDIA GPUs of this machine (looked up once)."""
+        if self._gpus is None:
+            from rave_gui.backend.rave_cli import detect_gpus
+            self._gpus = detect_gpus()
+        return self._gpus
 
     # -- validation ----------------------------------------------------------
     def validate_config(self, config: dict) -> dict:
@@ -82,33 +108,35 @@ class TrainingManager:
         ds_id = cfg.get("dataset_id")
         if ds_id is None:
             raise ValueError("Choose a dataset to train on.")
-        dataset = self.db.query_one("SELECT * FROM datasets WHERE id = ?", (ds_id,))
+        if isinstance(ds_id, bool) or not isinstance(ds_id, int):
+            raise ValueError(f"Dataset {ds_id!r} does not exist; pick one from the Datasets page.")
+        dataset = self.db.query_one("SELECT * FROM datasets WHERE id = ?", (ds_id,)) \
+            if -2**63 <= ds_id < 2**63 else None
         if dataset is None:
             raise ValueError(f"Dataset {ds_id} does not exist; pick one from the Datasets page.")
-        if cfg.get("project_id") is not None and self.db.query_one(
-                "SELECT id FROM projects WHERE id = ?", (cfg["project_id"],)) is None:
-            raise ValueError(f"Project {cfg['project_id']} does not exist.")
-        if cfg["base_config"] not in RAVE_CONFIGS:
+        project = cfg.get("project_id")
+        if project is not None and (isinstance(project, bool) or not isinstance(project, int)
+                                    or not -2**63 <= project < 2**63 or self.db.query_one(
+                                        "SELECT id FROM projects WHERE id = ?", (project,)) is None):
+            raise ValueError(f"Project {project!r} does not exist.")
+        if not isinstance(cfg["base_config"], str) or cfg["base_config"] not in RAVE_CONFIGS:
             raise ValueError(f"Unknown base config {cfg['base_config']!r}; RAVE ships "
                              + ", ".join(RAVE_CONFIGS) + ".")
         if cfg["base_config"] in BROKEN_CONFIGS:
             raise ValueError(BROKEN_CONFIGS[cfg["base_config"]])
         mods = cfg["modifiers"]
-        if isinstance(mods, str) or not all(isinstance(m, str) for m in mods):
+        if isinstance(mods, str) or not isinstance(mods, (list, tuple)) or not all(isinstance(m, str) for m in mods):
             raise ValueError("Modifiers must be a list of names.")
         unknown = [m for m in mods if m not in RAVE_MODIFIERS]
         if unknown:
-            raise ValueError(f"Unknown modifier(s) {', '.join(unknown)}; RAVE ships "
+            raise ValueError(f"Unknown modifier(s) {', '.join(map(repr, unknown))}; RAVE ships "
                              + ", ".join(RAVE_MODIFIERS) + ".")
         cfg["modifiers"] = list(dict.fromkeys(mods))
         overrides = cfg["overrides"]
-        if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        if isinstance(overrides, str) or not isinstance(overrides, (list, tuple)) \
+                or not all(isinstance(o, str) for o in overrides):
             raise ValueError("Overrides must be a list of gin bindings such as PHASE_1_DURATION=200000.")
-        for binding in overrides:
-            if not OVERRIDE_RE.match(binding.strip()):
-                raise ValueError(f"{binding!r} is not a gin binding; write it as NAME=value "
-                                 "(for example PHASE_1_DURATION=200000).")
-        cfg["overrides"] = [o.strip() for o in overrides]
+        cfg["overrides"] = [check_binding(o) for o in overrides]
         cfg["max_steps"] = _int_in(cfg, "max_steps", 1, 100_000_000, "Max steps")
         cfg["batch_size"] = _int_in(cfg, "batch_size", 1, 1024, "Batch size")
         cfg["val_every"] = _int_in(cfg, "val_every", 1, 100_000_000, "Validation interval")
@@ -119,19 +147,33 @@ class TrainingManager:
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr < 1:
             raise ValueError(f"The learning rate must be a number between 0 and 1 (got {lr!r}).")
         cfg["learning_rate"] = float(lr)
-        if not isinstance(cfg["device"], str) or not DEVICE_RE.match(cfg["device"]):
-            raise ValueError(f"Device must be 'auto', 'cpu' or 'gpu:N' (got {cfg['device']!r}).")
+        device = cfg["device"]
+        if not isinstance(device, str) or not DEVICE_RE.fullmatch(device):
+            raise ValueError(f"Device must be 'auto', 'cpu' or 'gpu:N' (got {device!r}).")
+        if device.startswith("gpu:"):
+            index, gpus = int(device[4:]), self.gpus
+            if index >= len(gpus):
+                found = (f"this computer has {len(gpus)} NVIDIA GPU(s), numbered from 0" if gpus
+                         else "no NVIDIA GPU was found on this computer (nvidia-smi lists none)")
+                raise ValueError(f"There is no GPU {index}: {found}. Choose 'auto' or 'cpu'.")
         return cfg
 
     # -- records -------------------------------------------------------------
-    def start_training(self, config: dict) -> int:
-        """Validate ``config`` and create the experiment record ('running')."""
+    def start_training(self, config: dict, status: str = "starting") -> int:
+        """Validate ``config`` and create the experiment record: ``starting``
+        (the controller launches it now) or ``queued`` (the end of the queue)."""
+        if status not in ("starting", "queued"):
+            raise ValueError("A new run is either starting or queued.")
         cfg = self.validate_config(config)
         with self.db.transaction() as conn:
+            position = None
+            if status == "queued":
+                position = conn.execute("SELECT coalesce(max(queue_pos), 0) + 1 FROM experiments").fetchone()[0]
             cur = conn.execute(
-                "INSERT INTO experiments (project_id, name, dataset_id, config, status, started_at, metrics)"
-                " VALUES (?, ?, ?, ?, 'running', ?, '{}')",
-                (cfg.get("project_id"), cfg["name"], cfg["dataset_id"], json.dumps(cfg), now()))
+                "INSERT INTO experiments (project_id, name, dataset_id, config, status, started_at, metrics,"
+                " queue_pos) VALUES (?, ?, ?, ?, ?, ?, '{}', ?)",
+                (cfg.get("project_id"), cfg["name"], cfg["dataset_id"], json.dumps(cfg), status,
+                 now() if status == "starting" else None, position))
             exp_id = int(cur.lastrowid)
             out_dir = self.runs_root / str(exp_id)
             suffix = 1
@@ -140,23 +182,28 @@ class TrainingManager:
                 suffix += 1
             conn.execute("UPDATE experiments SET out_dir = ?, log_path = ? WHERE id = ?",
                          (str(out_dir), str(out_dir / "train.log"), exp_id))
-            self._add_event(conn, exp_id, "started", 0)
+            self._add_event(conn, exp_id, "queued" if status == "queued" else "started", 0)
         return exp_id
+
+    def enqueue_training(self, config: dict) -> int:
+        """Validate ``config`` and record it at the end of the queue."""
+        return self.start_training(config, status="queued")
 
     def get_experiment(self, experiment_id: int) -> dict | None:
         row = self.db.query_one("SELECT * FROM experiments WHERE id = ?", (experiment_id,))
         return self._decode(row) if row else None
 
     def list_experiments(self, project_id: int | None = None) -> list[dict]:
+        order = " ORDER BY queue_pos IS NULL, queue_pos, started_at DESC, id DESC"
         if project_id is None:
-            rows = self.db.query("SELECT * FROM experiments ORDER BY started_at DESC, id DESC")
+            rows = self.db.query("SELECT * FROM experiments" + order)
         else:
-            rows = self.db.query("SELECT * FROM experiments WHERE project_id = ?"
-                                 " ORDER BY started_at DESC, id DESC", (project_id,))
+            rows = self.db.query("SELECT * FROM experiments WHERE project_id = ?" + order, (project_id,))
         return [self._decode(r) for r in rows]
 
     def delete_experiment(self, experiment_id: int) -> None:
-        if self.is_active(experiment_id):
+        exp = self.get_experiment(experiment_id)
+        if self.is_active(experiment_id) or (exp is not None and exp["status"] in LIVE):
             raise ValueError("Stop the run before deleting it.")
         self.db.execute("DELETE FROM experiments WHERE id = ?", (experiment_id,))
 
@@ -170,22 +217,49 @@ class TrainingManager:
                 exp[key] = {}
         return exp
 
-    def update_experiment_status(self, experiment_id: int, status: str, error: str | None = None) -> None:
-        if status not in STATUSES:
-            raise ValueError(f"Unknown status {status!r}; use one of {', '.join(STATUSES)}.")
+    def paths(self, experiment: int | dict) -> RunPaths:
+        exp = self.get_experiment(experiment) if isinstance(experiment, int) else experiment
+        if exp is None:
+            raise ValueError(f"There is no experiment {experiment}.")
+        return RunPaths.of(exp)
+
+    # -- status: the one writer ---------------------------------------------------
+    def set_status(self, experiment_id: int, status: str, error: str | None = None,
+                   event: str | None = None) -> str:
+        """Apply one transition of the state machine (``run_state``) and record
+        it as an event with the step. Returns the previous status; raises
+        ``TransitionError`` (a ``ValueError``) for a transition that is not allowed."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT current_step FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+            row = conn.execute("SELECT status, current_step FROM experiments WHERE id = ?",
+                               (experiment_id,)).fetchone()
             if row is None:
                 raise ValueError(f"There is no experiment {experiment_id}.")
-            completed = now() if status in TERMINAL else None
-            conn.execute("UPDATE experiments SET status = ?, completed_at = ?, error = ? WHERE id = ?",
-                         (status, completed, error, experiment_id))
-            if status in TERMINAL:
-                self._add_event(conn, experiment_id, status, row["current_step"], error)
+            old = row["status"]
+            check_transition(old, status)
+            if status == "starting":
+                conn.execute("UPDATE experiments SET status = 'starting', completed_at = NULL, error = NULL,"
+                             " queue_pos = NULL, started_at = coalesce(started_at, ?) WHERE id = ?",
+                             (now(), experiment_id))
+            else:
+                done = now() if status in TERMINAL else None
+                conn.execute("UPDATE experiments SET status = ?, completed_at = ?, error = ?, queue_pos = NULL"
+                             " WHERE id = ?", (status, done, error, experiment_id))
+            self._add_event(conn, experiment_id, event or status, row["current_step"], error)
+        return old
+
+    def update_experiment_status(self, experiment_id: int, status: str, error: str | None = None) -> None:
+        """The design card's name for ``set_status``."""
+        self.set_status(experiment_id, status, error)
 
     def set_process_info(self, experiment_id: int, pid: int | None, started_at: float | None) -> None:
         self.db.execute("UPDATE experiments SET pid = ?, pid_started_at = ? WHERE id = ?",
                         (pid, started_at, experiment_id))
+
+    def set_run_dir(self, experiment_id: int, run_dir: str | Path) -> None:
+        self.db.execute("UPDATE experiments SET run_dir = ? WHERE id = ?", (str(run_dir), experiment_id))
+
+    def set_launch_token(self, experiment_id: int, token: str | None) -> None:
+        self.db.execute("UPDATE experiments SET launch_token = ? WHERE id = ?", (token, experiment_id))
 
     def record_event(self, experiment_id: int, kind: str, step: int | None = None, detail: str | None = None):
         with self.db.transaction() as conn:
@@ -201,12 +275,32 @@ class TrainingManager:
             "SELECT at, kind, step, detail FROM experiment_events WHERE experiment_id = ? ORDER BY id",
             (experiment_id,))]
 
+    # -- the queue -----------------------------------------------------------------
+    def queued(self) -> list[int]:
+        """Queued runs, first to start first."""
+        return [r[0] for r in self.db.query(
+            "SELECT id FROM experiments WHERE status = 'queued' ORDER BY queue_pos, id")]
+
+    def move_queued(self, experiment_id: int, delta: int) -> None:
+        """Move a queued run ``delta`` places (negative: towards the front)."""
+        with self.db.transaction() as conn:
+            order = [r[0] for r in conn.execute(
+                "SELECT id FROM experiments WHERE status = 'queued' ORDER BY queue_pos, id")]
+            if experiment_id not in order:
+                raise ValueError("Only a queued run can be moved in the queue.")
+            index = order.index(experiment_id)
+            order.insert(max(0, min(len(order) - 1, index + int(delta))), order.pop(index))
+            conn.executemany("UPDATE experiments SET queue_pos = ? WHERE id = ?",
+                             [(pos, exp) for pos, exp in enumerate(order, start=1)])
+
     # -- metrics ---------------------------------------------------------------
     def update_training_metrics(self, experiment_id: int, metrics: dict | Iterable[dict]) -> int:
         """Store metrics: the latest values as JSON on the experiment, every
-        point appended to the history. ``metrics`` is one dict with a ``step``
-        or a list of them. Points already stored (same key and step) are kept,
-        never counted twice. Returns the number of new points."""
+        point in the history. ``metrics`` is one dict with a ``step`` or a list
+        of them. A point sent again for the same key and step replaces the
+        stored value (the event files are the truth: a resumed run re-logs the
+        steps after its checkpoint); one sent again unchanged is not counted.
+        Returns the number of points added or changed."""
         batch = [metrics] if isinstance(metrics, dict) else list(metrics)
         if not batch:
             return 0
@@ -224,11 +318,16 @@ class TrainingManager:
                     step = step_now if raw is None else int(raw)
                 except (TypeError, ValueError, OverflowError):
                     continue
+                if not 0 <= step < 2**62:
+                    continue
                 step_now = max(step_now, step)
                 for key, value in item.items():
                     if key == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
                         continue
-                    value = float(value)
+                    try:
+                        value = float(value)
+                    except OverflowError:
+                        continue
                     if not math.isfinite(value):
                         continue
                     points.append((experiment_id, key, step, value))
@@ -236,8 +335,9 @@ class TrainingManager:
                         latest[key] = value
                         latest.setdefault("_steps", {})[key] = step
             before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO metric_points (experiment_id, key, step, value)"
-                             " VALUES (?, ?, ?, ?)", points)
+            conn.executemany("INSERT INTO metric_points (experiment_id, key, step, value) VALUES (?, ?, ?, ?)"
+                             " ON CONFLICT (experiment_id, key, step) DO UPDATE SET value = excluded.value"
+                             " WHERE value != excluded.value", points)
             added = conn.total_changes - before
             latest["step"] = step_now
             conn.execute("UPDATE experiments SET metrics = ?, current_step = ? WHERE id = ?",
@@ -264,80 +364,115 @@ class TrainingManager:
         row = self.db.query_one("SELECT max(step) FROM metric_points WHERE experiment_id = ?", (experiment_id,))
         return int(row[0]) if row and row[0] is not None else 0
 
+    # -- resume ------------------------------------------------------------------
     def resume_training(self, experiment_id: int, max_steps: int | None = None) -> dict:
-        """Mark a stopped, failed, interrupted or completed run as running again
-        (optionally with a higher ``max_steps``); the caller then starts a
-        ``TrainingProcess(..., resume=True)``, which passes ``--ckpt``."""
+        """Check that a stopped, failed, interrupted or completed run can go on
+        (optionally up to a higher ``max_steps``) and mark it ``starting``; the
+        controller then starts a ``TrainingProcess(..., resume=True)``, which
+        passes ``--ckpt``. Nothing changes when a check fails. The history after
+        the checkpoint it resumes from is dropped: that branch is abandoned and
+        the resumed run logs those steps again."""
         exp = self.get_experiment(experiment_id)
         if exp is None:
             raise ValueError(f"There is no experiment {experiment_id}.")
-        if self.is_active(experiment_id) or exp["status"] == "running":
-            raise ValueError("This run is still running.")
+        if self.is_active(experiment_id) or exp["status"] in LIVE:
+            raise ValueError("This run is still running." if exp["status"] != "stopping" else
+                             "This run is still stopping (saving its checkpoint); resume it in a few seconds.")
         if process_alive(exp.get("pid"), exp.get("pid_started_at")):
             raise ValueError("This run is still stopping (saving its checkpoint); resume it in a few seconds.")
         if exp["status"] not in RESUMABLE:
             raise ValueError(f"A {exp['status']} run cannot be resumed.")
         cfg = dict(exp["config"])
-        step = int(exp.get("current_step") or 0)
         if max_steps is not None:
             cfg["max_steps"] = max_steps
             cfg["max_steps"] = _int_in(cfg, "max_steps", 1, 100_000_000, "Max steps")
-        if cfg["max_steps"] <= step:
-            raise ValueError(f"The run already reached step {step:,}; resume it with max steps above "
+        checkpoint = RunPaths.of(exp).resume_checkpoint()
+        if checkpoint is None:
+            raise ValueError("This run has no checkpoint to resume from (RAVE writes one at each "
+                             "validation, and the app when it stops a run). Start it again as a new run.")
+        step = int(exp.get("current_step") or 0)
+        from_step = checkpoint.get("step")
+        from_step = step if from_step is None else min(int(from_step), step)
+        if cfg["max_steps"] <= from_step:
+            raise ValueError(f"The run already reached step {from_step:,}; resume it with max steps above "
                              f"{cfg['max_steps']:,}.")
         with self.db.transaction() as conn:
-            conn.execute("UPDATE experiments SET status = 'running', completed_at = NULL, error = NULL,"
-                         " config = ? WHERE id = ?", (json.dumps(cfg), experiment_id))
-            self._add_event(conn, experiment_id, "resumed", step)
+            self.set_status(experiment_id, "starting", event="resumed")
+            conn.execute("UPDATE experiments SET config = ?, current_step = ? WHERE id = ?",
+                         (json.dumps(cfg), from_step, experiment_id))
+            conn.execute("DELETE FROM metric_points WHERE experiment_id = ? AND step > ?",
+                         (experiment_id, from_step))
         return self.get_experiment(experiment_id)
 
+    # -- after a restart -----------------------------------------------------------
     def recover_runs(self) -> tuple[list[tuple[int, int]], list[int]]:
-        """After a start-up: every experiment still marked 'running' that this
-        app holds no process for. Returns ``(alive, interrupted)``: runs whose
-        training process still lives (same pid *and* start time), as
-        ``(experiment_id, pid)`` to re-attach to; and those marked
-        'interrupted' now because their process is gone."""
+        """After a start-up: every run marked starting, running or stopping that
+        this app holds no process for. Returns ``(alive, interrupted)``: runs
+        whose training process still lives (same pid *and* start time), as
+        ``(experiment_id, pid)`` to re-attach to; and those ended now because
+        their process is gone (their last points read from the event files
+        first). Queued runs stay queued."""
         alive, interrupted = [], []
-        for row in self.db.query("SELECT id, pid, pid_started_at, log_path, out_dir FROM experiments"
-                                 " WHERE status = 'running'"):
-            if self.is_active(row["id"]):
+        for row in self.db.query("SELECT * FROM experiments WHERE status IN ('starting', 'running', 'stopping')"):
+            exp = self._decode(row)
+            if self.is_active(exp["id"]):
                 continue
-            pid = row["pid"]
-            if process_alive(pid, row["pid_started_at"]):
-                alive.append((row["id"], pid))
-            elif self._finished_while_away(row):
-                self.update_experiment_status(row["id"], "completed")
-                self.set_process_info(row["id"], None, None)
+            pid = exp["pid"]
+            if process_alive(pid, exp["pid_started_at"]):
+                alive.append((exp["id"], pid))
+                continue
+            self._read_final_points(exp)
+            end = self._fit_end_while_away(exp)
+            if end is not None:
+                self.set_current_step(exp["id"], end)
+                self.set_status(exp["id"], "completed")
+            elif exp["status"] == "stopping" and self._stop_checkpoint_saved(exp):
+                self.set_status(exp["id"], "stopped")
             else:
-                self.update_experiment_status(
-                    row["id"], "interrupted",
-                    "The app closed while this run was training and its process is gone. "
-                    "Resume it to continue from its last checkpoint.")
-                self.set_process_info(row["id"], None, None)
-                interrupted.append(row["id"])
+                has_ckpt = RunPaths.of(exp).resume_checkpoint() is not None
+                self.set_status(exp["id"], "interrupted",
+                                "The app closed while this run was training and its process is gone. "
+                                + ("Resume it to continue from its last checkpoint." if has_ckpt else
+                                   "It saved no checkpoint, so it cannot be resumed: start it again."))
+                interrupted.append(exp["id"])
+            self.set_process_info(exp["id"], None, None)
         return alive, interrupted
 
-    def _finished_while_away(self, row) -> bool:
-        """Did the run reach its end while no app followed it? Then its last
-        metrics are read from the event files and it counts as completed."""
-        from rave_gui.backend.events import RunEventsFollower
-        from rave_gui.backend.log_parsing import parse_fit_end
-        from rave_gui.backend.training_process import find_run_dir
+    @staticmethod
+    def _log_tail(exp: dict, size: int = 65536) -> list[str]:
         try:
-            with open(row["log_path"], "rb") as fh:
+            with open(exp["log_path"], "rb") as fh:
                 fh.seek(0, 2)
-                fh.seek(max(0, fh.tell() - 65536))
+                fh.seek(max(0, fh.tell() - size))
                 tail = fh.read().decode("utf-8", "replace")
-        except (OSError, TypeError):
-            return False
-        if not any(parse_fit_end(line) for line in tail.replace("\r", "\n").split("\n")):
-            return False
-        run_dir = find_run_dir(row["out_dir"]) if row["out_dir"] else None
-        if run_dir is not None:
-            self.update_training_metrics(row["id"], RunEventsFollower(run_dir).poll(final=True))
-        return True
+        except (OSError, TypeError, ValueError):
+            return []
+        return tail.replace("\r", "\n").split("\n")
 
-    # -- processes -------------------------------------------------------------
+    def _fit_end_while_away(self, exp: dict) -> int | None:
+        """Did the run reach its end while no app followed it? Its max steps then."""
+        from rave_gui.backend.log_parsing import parse_fit_end
+        for line in self._log_tail(exp):
+            end = parse_fit_end(line)
+            if end is not None:
+                return int(end)
+        return None
+
+    def _stop_checkpoint_saved(self, exp: dict) -> bool:
+        return any(c["file"].startswith("stopped-step=") and (c.get("step") or -1) >= (exp["current_step"] or 0)
+                   for c in RunPaths.of(exp).checkpoints())
+
+    def _read_final_points(self, exp: dict) -> None:
+        """Points a run logged after the app stopped following it."""
+        from rave_gui.backend.events import RunEventsFollower
+        run_dir = RunPaths.of(exp).run_dir
+        if run_dir is not None:
+            try:
+                self.update_training_metrics(exp["id"], RunEventsFollower(run_dir).poll(final=True))
+            except OSError:
+                pass
+
+    # -- processes (registered by the RunController) ------------------------------------
     def register_process(self, experiment_id: int, process) -> None:
         with self._lock:
             self._processes[experiment_id] = process
@@ -359,17 +494,20 @@ class TrainingManager:
         return self.get_process(experiment_id) is not None
 
     def stop_training(self, experiment_id: int) -> bool:
-        """Stop the run's process (if any), mark it 'stopped', unregister it.
-        Returns False when no process was registered for it."""
-        with self._lock:
-            process = self._processes.pop(experiment_id, None)
-        if process is not None:
-            process.stop()
+        """Ask the run's registered process to stop (it saves a stop checkpoint)
+        and mark the run ``stopping``; a queued run is taken off the queue
+        (``stopped``, it never starts). The process stays registered until it
+        has ended. Returns False when no process was registered for it."""
         exp = self.get_experiment(experiment_id)
         if exp is None:
             raise ValueError(f"There is no experiment {experiment_id}.")
-        if exp["status"] == "running":
-            self.update_experiment_status(experiment_id, "stopped")
+        process = self.get_process(experiment_id)
+        if exp["status"] == "queued":
+            self.set_status(experiment_id, "stopped", event="removed from queue")
+        elif exp["status"] in ("starting", "running"):
+            self.set_status(experiment_id, "stopping" if process is not None else "stopped")
+        if process is not None:
+            process.stop()
         return process is not None
 
     def stop_all(self) -> list[int]:
@@ -380,4 +518,10 @@ class TrainingManager:
         return stopped
 
 
-from rave_gui.backend.training_process import TrainingProcess  # noqa: E402,F401  (design: lives here)
+def __getattr__(name: str):
+    """``TrainingProcess`` lives here in the design card; loading it (and PyQt6)
+    waits until someone asks for it."""
+    if name == "TrainingProcess":
+        from rave_gui.backend.training_process import TrainingProcess
+        return TrainingProcess
+    raise AttributeError(name)

@@ -1,16 +1,23 @@
 """TrainingProcess: the QThread that runs (or re-attaches to) ``rave train``.
 
 Numbers come from two places. Stdout carries no losses in RAVE 2.3.1, only
-tqdm bars and the launcher's ``[rave-gui] step=N/M`` lines, which give the
-step as it happens. The losses are read from the run's TensorBoard event
-files (``events.RunEventsFollower``), polled while the process lives; every
-point goes through ``TrainingManager.update_training_metrics`` into the
-history and out through ``metrics_update``.
+tqdm bars and the launcher's ``[rave-gui:TOKEN] step=N/M`` lines, which give
+the step as it happens (a line without this launch's token is never trusted).
+The losses are read from the run's TensorBoard event files
+(``events.RunEventsFollower``), polled while the process lives; every point
+goes through ``TrainingManager.update_training_metrics`` into the history and
+out through ``metrics_update``.
+
+The thread never writes a run's status: it says how the run ended
+(``final_status``, then the design card's ``finished(bool, str)``) and the
+``RunController`` applies it on the main thread. A database hiccup (locked,
+full disk) never ends the training: points wait in memory and are written
+when the database answers again, and ``warning`` tells the person.
 """
 from __future__ import annotations
 
-import collections
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -18,23 +25,11 @@ import psutil
 from PyQt6.QtCore import pyqtSignal
 
 from rave_gui.backend import rave_cli
-from rave_gui.backend.checkpoints import list_checkpoints
 from rave_gui.backend.datasets import read_metadata
 from rave_gui.backend.events import RunEventsFollower
-from rave_gui.backend.log_parsing import explain_failure, parse_fit_end, parse_metrics, parse_progress_line
+from rave_gui.backend.log_parsing import explain_failure, parse_fit_end, parse_launcher_line, parse_progress_line
+from rave_gui.backend.run_paths import RunPaths, find_run_dir  # noqa: F401 (find_run_dir: older imports)
 from rave_gui.core.process import ProcessThread
-from rave_gui.core.signals import app_signals
-
-TAIL_LINES = 40
-
-
-def find_run_dir(out_dir: str | Path) -> Path | None:
-    """The ``NAME_<hash>`` folder RAVE created inside an experiment's own output folder."""
-    out = Path(out_dir)
-    if not out.is_dir():
-        return None
-    runs = [p for p in out.iterdir() if p.is_dir() and ((p / "config.gin").exists() or any(p.glob("version_*")))]
-    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
 def process_start_time(pid: int) -> float | None:
@@ -47,35 +42,47 @@ def process_start_time(pid: int) -> float | None:
 class TrainingProcess(ProcessThread):
     metrics_update = pyqtSignal(dict)
     step_update = pyqtSignal(int, int)
+    started_pid = pyqtSignal(int)          # the training process runs (pid)
+    checkpoint_saved = pyqtSignal(str)     # a checkpoint file was written
 
     #: seconds between two reads of the event files
     events_interval = 1.0
     #: a stop waits for the current step (and a validation) to end, then the checkpoint to be saved
     interrupt_timeout = 45.0
+    #: points kept in memory while the database does not answer
+    max_buffered = 200_000
 
     def __init__(self, manager, experiment_id: int, resume: bool = False, rave: str | None = None,
-                 launcher: bool = True, attach_pid: int | None = None, parent=None):
+                 launcher: bool = True, attach_pid: int | None = None, device: str | None = None,
+                 parent=None):
         exp = manager.get_experiment(experiment_id)
         if exp is None:
             raise ValueError(f"There is no experiment {experiment_id}.")
-        env = dict(os.environ, RAVE_GUI_LOG_EVERY=str(int(exp["config"].get("log_every") or 50)))
-        super().__init__(log_path=exp["log_path"], env=env, parent=parent)
+        self.token = exp.get("launch_token") if attach_pid else secrets.token_hex(8)
+        env = dict(os.environ, RAVE_GUI_LOG_EVERY=str(int(exp["config"].get("log_every") or 50)),
+                   RAVE_GUI_TOKEN=self.token or "")
+        paths = RunPaths.of(exp)
+        super().__init__(log_path=exp["log_path"] or paths.log, env=env, parent=parent)
         self.manager = manager
         self.experiment_id = experiment_id
         self.config = exp["config"]
-        self.out_dir = Path(exp["out_dir"])
+        self.paths = paths
+        self.out_dir = paths.out_dir
         self.total_steps = int(self.config["max_steps"])
         self.resume = resume
         self.rave_setting = rave
         self.launcher = launcher
+        self.device = device
         self.step = int(exp.get("current_step") or 0)
         self.fit_ended = False
-        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-        self.follower = RunEventsFollower(find_run_dir(self.out_dir))
+        self.final_status: str | None = None
+        self.follower = RunEventsFollower(paths.run_dir)
         self._next_events = 0.0
         self._dataset: dict | None = None
         self.attach_pid = attach_pid
         self._shown_up_to = manager.last_step(experiment_id) if (resume or attach_pid) else -1
+        self._unsaved: list[dict] = []   # points the database did not take yet
+        self._db_trouble: str | None = None
 
     def run(self) -> None:
         if self.attach_pid is None:
@@ -84,11 +91,8 @@ class TrainingProcess(ProcessThread):
         # a training process started by an earlier session of the app: its log is
         # followed from the current end, its event files from the start (points
         # already stored are not counted twice, nor sent to the plot again)
-        try:
-            self.manager.record_event(self.experiment_id, "reattached", self.step)
-        except Exception as exc:  # noqa: BLE001 - report, never abort the app from a thread
-            self._refuse(f"Could not re-attach to the run: {exc}.")
-            return
+        self._guard("recording the re-attach", self.manager.record_event, self.experiment_id, "reattached",
+                    self.step)
         self.run_attached(self.attach_pid, Path(self.log_path))
 
     # -- before launch -----------------------------------------------------------
@@ -100,47 +104,53 @@ class TrainingProcess(ProcessThread):
         self._dataset = dict(dataset)
         meta = read_metadata(self._dataset["path"])  # raises a sentence if the folder is gone
         self._dataset["channels"] = meta["channels"]
-        if self.resume and not list_checkpoints(find_run_dir(self.out_dir)):
+        if self.resume and not self.paths.checkpoints():
             raise ValueError("This run has no checkpoint to resume from yet (RAVE writes one at the "
                              "first validation, or when the app stops it).")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"The run folder {self.out_dir} cannot be created ({exc.strerror or exc}). "
+                             "Check the permissions of the data folder, or choose another with --data-dir.")
+        self.manager.set_launch_token(self.experiment_id, self.token)
 
     def build_command(self) -> list[str]:
-        ckpt = find_run_dir(self.out_dir) if self.resume else None
-        return rave_cli.train_command(self.rave, self.config, self._dataset, self.out_dir,
+        ckpt = self.paths.run_dir if self.resume else None
+        cfg = dict(self.config, device=self.device) if self.device else self.config
+        return rave_cli.train_command(self.rave, cfg, self._dataset, self.out_dir,
                                       launcher=self.launcher, ckpt=ckpt)
 
     def on_started(self, pid: int) -> None:
+        self.started_pid.emit(pid)
         self.manager.set_process_info(self.experiment_id, pid, process_start_time(pid))
-        app_signals().training_started.emit(self.experiment_id)
 
     # -- while it runs --------------------------------------------------------------
     def handle_line(self, line: str) -> None:
-        self.tail.append(line)
         if parse_fit_end(line) is not None:
             self.fit_ended = True
-        # the launcher's lines may follow a tqdm bar on the same line (no newline after \r)
-        line, marker, ours = line.partition("[rave-gui]")
-        bar = parse_progress_line(line)
-        if bar is not None and not marker:
-            self.progress.emit(self._percent(), f"{bar['phase']} {bar['current']}/{bar['total']}")
-        if not marker:
+        ours = parse_launcher_line(line, self.token)
+        if ours is None:
+            if "[rave-gui" not in line:
+                bar = parse_progress_line(line)
+                if bar is not None:
+                    self.progress.emit(self._percent(), f"{bar['phase']} {bar['current']}/{bar['total']}")
             return
-        if "run_dir=" in ours:
-            self.follower.run_dir = Path(ours.split("run_dir=", 1)[1].strip()).parent
-            return
-        found = parse_metrics(ours)
-        if "step" in found:
-            self._set_step(found["step"])
+        if "run_dir" in ours:
+            run_dir = Path(ours["run_dir"]).parent
+            self.follower.run_dir = run_dir
+            self.manager.set_run_dir(self.experiment_id, run_dir)
+        elif "checkpoint" in ours or "saved" in ours:
+            self.checkpoint_saved.emit(ours.get("checkpoint") or ours["saved"])
+        elif "total" in ours:
+            self._set_step(ours["step"])
 
     def _set_step(self, step: int) -> None:
         if step < self.step and not self.resume:
             return
         self.step = step
-        self.manager.set_current_step(self.experiment_id, step)
         self.step_update.emit(step, self.total_steps)
         self.progress.emit(self._percent(), f"step {step}/{self.total_steps}")
-        app_signals().training_progress.emit(self.experiment_id, step, self.total_steps)
+        self.manager.set_current_step(self.experiment_id, step)
 
     def _percent(self) -> int:
         return max(0, min(100, int(100 * self.step / max(1, self.total_steps))))
@@ -154,55 +164,67 @@ class TrainingProcess(ProcessThread):
 
     def read_events(self, final: bool) -> None:
         if self.follower.run_dir is None:
-            self.follower.run_dir = find_run_dir(self.out_dir)
+            self.follower.run_dir = self.paths.run_dir
         batch = self.follower.poll(final=final)
-        if not batch:
-            return
-        self.manager.update_training_metrics(self.experiment_id, batch)
         for metrics in batch:
             if metrics["step"] > self._shown_up_to:  # the plot already has the stored history
                 self.metrics_update.emit(metrics)
-        if batch[-1]["step"] > self.step:
-            self._set_step(batch[-1]["step"])
+        if batch and batch[-1]["step"] > self.step:
+            self.step = batch[-1]["step"]
+            self.step_update.emit(self.step, self.total_steps)
+        self._store(batch)
+
+    def _store(self, batch: list[dict]) -> None:
+        """Write points to the history; while the database fails, keep them (bounded)
+        and try again at the next poll. The training never pays for it."""
+        pending = self._unsaved + batch
+        if not pending:
+            return
+        try:
+            self.manager.update_training_metrics(self.experiment_id, pending)
+        except Exception as exc:  # noqa: BLE001 - locked, full disk, read-only: keep following
+            self._unsaved = pending[-self.max_buffered:]
+            text = str(exc)
+            if text != self._db_trouble:
+                self._db_trouble = text
+                self.warning.emit(f"The app cannot write this run's history to its database ({text}). "
+                                  f"The training goes on; {len(self._unsaved):,} point(s) wait in memory "
+                                  "and are saved when the database answers again.")
+            return
+        self._unsaved = []
+        if self._db_trouble is not None:
+            self._db_trouble = None
+            self.warning.emit("The database answers again; this run's history is saved.")
 
     # -- the end ------------------------------------------------------------------
     def outcome(self, returncode: int) -> tuple[bool, str]:
-        self.read_events(final=True)
+        self._guard("reading the last points", self.read_events, True)
+        attached = self.attach_pid is not None
         if self.stop_requested:
-            status, ok, message = "stopped", False, f"Stopped at step {self.step}."
-            self._finish(status, None)
-            return ok, message
+            status, ok, message = "stopped", False, f"Stopped at step {self.step:,}."
         elif returncode == 0 and (self.fit_ended or self.step >= self.total_steps):
-            status, ok, message = "completed", True, f"Completed {self.total_steps} steps."
+            status, ok, message = "completed", True, f"Completed {self.total_steps:,} steps."
             if self.step < self.total_steps:
                 self._set_step(self.total_steps)
-        elif returncode == 0 and self.attach_pid is not None and any("Traceback" in ln for ln in self.tail):
-            # a re-attached process's exit code is unknown: its output tells a crash
-            status, ok, message = "failed", False, explain_failure(list(self.tail), None)
+        elif attached:
+            # a re-attached process's exit code is unknown: it ended without reaching its end
+            status, ok, message = "failed", False, (
+                explain_failure(list(self.tail), None) if any("Traceback" in ln for ln in self.tail) else
+                f"The training process ended at step {self.step:,} without finishing (it was killed, "
+                "or crashed without a message). Resume it to continue from its last checkpoint.")
         elif returncode == 0:
-            status, ok, message = "stopped", False, f"RAVE was interrupted at step {self.step}."
+            status, ok, message = "stopped", False, f"RAVE was interrupted at step {self.step:,}."
         else:
             status, ok, message = "failed", False, explain_failure(list(self.tail), returncode)
-        self._finish(status, None if ok else message)
+        self._end(status)
         return ok, message
 
     def on_error(self, message: str) -> None:
-        self._finish("failed", message)
+        self._end("failed")
 
     def on_refused(self, message: str) -> None:
-        self._finish("stopped" if self.stop_requested else "failed", message)
+        self._end("stopped" if self.stop_requested else "failed")
 
-    def _finish(self, status: str, reason: str | None) -> None:
-        exp = self.manager.get_experiment(self.experiment_id)
-        if exp is not None and exp["status"] == "running":  # a stop already recorded itself
-            self.manager.update_experiment_status(self.experiment_id, status, reason)
-        self.manager.set_process_info(self.experiment_id, None, None)
-        self.manager.unregister_process(self.experiment_id, self)
-        signals = app_signals()
-        if status == "completed":
-            signals.training_completed.emit(self.experiment_id)
-        elif status == "stopped":
-            signals.training_stopped.emit(self.experiment_id)
-        else:
-            signals.training_failed.emit(self.experiment_id, reason or "")
-        signals.experiment_changed.emit(self.experiment_id)
+    def _end(self, status: str) -> None:
+        self.final_status = status
+        self._guard("clearing the process record", self.manager.set_process_info, self.experiment_id, None, None)

@@ -8,9 +8,15 @@
   ``\\n`` and ``\\r`` (tqdm and Lightning redraw their bars with ``\\r``).
 * ``stop()`` returns at once; the thread escalates SIGINT -> SIGTERM ->
   SIGKILL to the whole group, with timeouts, and reaps what is left.
+* The app's own bookkeeping never ends the child: an exception in a hook
+  (``handle_line``, ``poll``, ...) is reported through ``warning`` and the
+  thread goes on following; a line longer than ``MAX_LINE`` is cut (its end is
+  dropped up to the next newline), so a runaway line cannot fill the memory.
+* ``tail`` keeps the last ``TAIL_LINES`` lines of output (for explaining a failure).
 """
 from __future__ import annotations
 
+import collections
 import os
 import re
 import signal
@@ -24,6 +30,12 @@ import psutil
 from PyQt6.QtCore import QThread, pyqtSignal
 
 _LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
+#: the longest line kept (bytes); the rest of a longer line is dropped
+MAX_LINE = 64 * 1024
+#: the most read from the log in one go
+READ_CHUNK = 1 << 20
+TAIL_LINES = 40
+CUT_MARK = " [… line cut: too long]"
 
 
 def split_output(buffer: bytes) -> tuple[list[str], bytes]:
@@ -31,6 +43,39 @@ def split_output(buffer: bytes) -> tuple[list[str], bytes]:
     parts = _LINE_SPLIT.split(buffer)
     rest = parts.pop()
     return [p.decode("utf-8", "replace") for p in parts], rest
+
+
+class LineSplitter:
+    """Bytes in, lines out (split on \\n and \\r), no line longer than ``MAX_LINE``:
+    the start of a longer one is kept with a mark, the rest dropped up to the next
+    line break."""
+
+    def __init__(self, max_line: int = MAX_LINE):
+        self.max_line = max_line
+        self.pending = b""
+        self.skipping = False
+
+    def feed(self, chunk: bytes) -> list[str]:
+        lines: list[str] = []
+        data = self.pending + chunk
+        if self.skipping:
+            match = _LINE_SPLIT.search(data)
+            if match is None:
+                self.pending = b""
+                return lines
+            self.skipping = False
+            data = data[match.end():]
+        done, rest = split_output(data)
+        lines += done
+        if len(rest) > self.max_line:
+            lines.append(rest[:self.max_line].decode("utf-8", "replace") + CUT_MARK)
+            rest, self.skipping = b"", True
+        self.pending = rest
+        return lines
+
+    def flush(self) -> list[str]:
+        rest, self.pending = self.pending, b""
+        return [rest.decode("utf-8", "replace")] if rest and not self.skipping else []
 
 
 def kill_group(pgid: int, sig: int) -> bool:
@@ -99,6 +144,7 @@ class ProcessThread(QThread):
     output = pyqtSignal(str)
     progress = pyqtSignal(int, str)
     finished = pyqtSignal(bool, str)  # success, message
+    warning = pyqtSignal(str)  # the app's bookkeeping had trouble; the process goes on
 
     #: seconds to wait after SIGINT before SIGTERM, and after SIGTERM before SIGKILL
     interrupt_timeout = 10.0
@@ -118,6 +164,8 @@ class ProcessThread(QThread):
         self._stop_at: float | None = None
         self._popen: subprocess.Popen | None = None
         self.error: str | None = None
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.hook_errors = 0
 
     # -- hooks for subclasses ------------------------------------------------
     def build_command(self) -> list[str]:
@@ -143,6 +191,20 @@ class ProcessThread(QThread):
     def on_error(self, message: str) -> None:
         """Called in the worker thread when the app's own code failed mid-run
         (the child has been ended by then)."""
+
+    def on_hook_error(self, where: str, exc: BaseException) -> None:
+        """A hook raised: say so (once per kind of error) and keep following."""
+        self.hook_errors += 1
+        text = f"{type(exc).__name__}: {exc}"
+        if text != getattr(self, "_last_hook_error", None):
+            self._last_hook_error = text
+            self.warning.emit(f"The app had trouble while {where} ({text}); the process keeps running.")
+
+    def _guard(self, where: str, hook, *args) -> None:
+        try:
+            hook(*args)
+        except Exception as exc:  # noqa: BLE001 - bookkeeping must never end the child
+            self.on_hook_error(where, exc)
 
     def outcome(self, returncode: int) -> tuple[bool, str]:
         if self.stop_requested:
@@ -193,6 +255,10 @@ class ProcessThread(QThread):
             except OSError as exc:
                 self._refuse(f"Could not start {argv[0]}: {exc.strerror or exc}.")
                 return
+            except (ValueError, TypeError) as exc:  # an embedded NUL byte, a non-string argument
+                self._refuse(f"Could not start {argv[0] if argv else 'the command'}: "
+                             f"its arguments are not valid ({exc}).")
+                return
             self.pid = self._popen.pid
             if self.stop_requested:  # stop() raced with the start
                 interrupt(self.pid)
@@ -236,21 +302,34 @@ class ProcessThread(QThread):
         self.finished.emit(ok, message)
 
     def _follow_to_the_end(self, log_path, offset, poll_exit, on_start, reap) -> tuple[bool, str]:
+        self._guard("recording the start", on_start)
         try:
-            on_start()
-            self.returncode = self._follow(log_path, offset, poll_exit)
-            return self.outcome(self.returncode)
-        except Exception as exc:  # noqa: BLE001 - a hook failed: never leave the child behind
-            # (an exception escaping QThread.run aborts a PyQt app, and finished would never come)
-            end_group(self.pid)
-            reap()
+            code = self._follow(log_path, offset, poll_exit)
+        except Exception as exc:  # noqa: BLE001 - the log cannot be followed: wait for the end anyway
+            # (an exception escaping QThread.run aborts a PyQt app, and finished would never come;
+            # ending the child for it would cost the person their training)
+            self.on_hook_error("following the output", exc)
+            code = self._wait_unfollowed(poll_exit)
+        reap()
+        self.returncode = code
+        try:
+            return self.outcome(code)
+        except Exception as exc:  # noqa: BLE001 - the process has ended; report, never abort
             self.error = f"{type(exc).__name__}: {exc}"
-            message = f"The run was ended because of an internal error ({self.error})."
-            try:
-                self.on_error(message)
-            except Exception:  # noqa: BLE001 - report the first error, not a second one
-                pass
+            message = f"The run ended, but the app could not record how ({self.error})."
+            self._guard("reporting the error", self.on_error, message)
             return False, message
+
+    def _wait_unfollowed(self, poll_exit) -> int:
+        while True:
+            code = poll_exit()
+            if code is not None:
+                break
+            self._escalate()
+            time.sleep(self.poll_interval)
+        if self.pid:
+            end_group(self.pid)
+        return code
 
     def _refuse(self, message: str) -> None:
         self.error = message
@@ -259,18 +338,16 @@ class ProcessThread(QThread):
 
     def _follow(self, log_path: Path, offset: int, poll_exit) -> int:
         """Follow the log until the process exits; escalate a requested stop."""
-        pending = b""
+        splitter = LineSplitter()
         with open(log_path, "rb") as source:
             source.seek(offset)
             while True:
                 code = poll_exit()
-                chunk = source.read()
-                if chunk:
-                    lines, pending = split_output(pending + chunk)
-                    for line in lines:
-                        self._emit_line(line)
-                self.poll()
-                if code is not None:
+                chunk = source.read(READ_CHUNK)
+                for line in splitter.feed(chunk):
+                    self._emit_line(line)
+                self._guard("reading the run's progress", self.poll)
+                if code is not None and len(chunk) < READ_CHUNK:
                     break
                 self._escalate()
                 if not chunk:
@@ -278,18 +355,23 @@ class ProcessThread(QThread):
             # the leader is gone: end what it left behind (worker processes)
             if self.pid:
                 end_group(self.pid)
-            tail = source.read()
-            lines, pending = split_output(pending + tail)
-            for line in lines + ([pending.decode("utf-8", "replace")] if pending else []):
+            while True:
+                chunk = source.read(READ_CHUNK)
+                if not chunk:
+                    break
+                for line in splitter.feed(chunk):
+                    self._emit_line(line)
+            for line in splitter.flush():
                 self._emit_line(line)
-        self.poll()
+        self._guard("reading the run's progress", self.poll)
         return code
 
     def _emit_line(self, line: str) -> None:
         if not line.strip():
             return
+        self.tail.append(line)
         self.output.emit(line)
-        self.handle_line(line)
+        self._guard("reading the output", self.handle_line, line)
 
     def _escalate(self) -> None:
         if self._stop_at is None or not self.pid:

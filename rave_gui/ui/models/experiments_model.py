@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
-from rave_gui.backend.training import RESUMABLE
+from rave_gui.backend.run_state import RESUMABLE, describe
 
 COLUMNS = ("Name", "Status", "Started", "Steps", "Actions")
 COL_NAME, COL_STATUS, COL_STARTED, COL_STEPS, COL_ACTIONS = range(5)
@@ -13,8 +13,8 @@ ID_ROLE = Qt.ItemDataRole.UserRole + 1
 class ExperimentsTableModel(QAbstractTableModel):
     """Rows are experiment dicts from ``TrainingManager.list_experiments``.
 
-    ``is_live(id)`` tells whether the app holds a live process for a row: only
-    those get a Stop action; finished ones get Resume.
+    Only runs whose process the app holds get a Stop action; finished ones get
+    Resume; queued ones Start now (the queue order is the table's order).
     """
 
     def __init__(self, manager, parent=None):
@@ -75,7 +75,9 @@ class ExperimentsTableModel(QAbstractTableModel):
         if col == COL_NAME:
             return exp["name"]
         if col == COL_STATUS:
-            return exp["status"]
+            if exp["status"] == "queued":
+                return f"queued #{self._queue_rank(exp['id'])}"
+            return describe(exp["status"], exp.get("current_step"))
         if col == COL_STARTED:
             return (exp.get("started_at") or "").replace("T", " ")[:16]
         if col == COL_STEPS:
@@ -85,9 +87,15 @@ class ExperimentsTableModel(QAbstractTableModel):
             return self.action_for(exp)
         return None
 
+    def _queue_rank(self, experiment_id: int) -> int:
+        queued = [e["id"] for e in self._rows if e["status"] == "queued"]
+        return queued.index(experiment_id) + 1 if experiment_id in queued else 0
+
     def action_for(self, exp: dict) -> str:
-        if exp["status"] == "running" and self.manager.is_active(exp["id"]):
+        if exp["status"] in ("starting", "running") and self.manager.is_active(exp["id"]):
             return "Stop"
+        if exp["status"] == "queued":
+            return "Start now"
         if exp["status"] in RESUMABLE:
             return "Resume"
         return ""

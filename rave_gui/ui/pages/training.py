@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from PyQt6.QtCore import QItemSelectionModel, Qt, QTimer, pyqtSignal
@@ -12,14 +11,13 @@ from PyQt6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxLay
                              QTableView, QTabWidget, QVBoxLayout, QWidget)
 
 from rave_gui.backend import rave_cli
+from rave_gui.backend.checkpoints import delete_checkpoint
+from rave_gui.backend.export import list_exports
 from rave_gui.backend.log_parsing import strip_progress
-from rave_gui.backend.training import TrainingManager, TrainingProcess
-from rave_gui.core.process import end_group
-from rave_gui.core.signals import app_signals
+from rave_gui.backend.run_state import LIVE, describe
+from rave_gui.backend.runs import RunController
+from rave_gui.backend.training import TrainingManager
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, ExperimentsTableModel
-from rave_gui.backend.checkpoints import delete_checkpoint, list_checkpoints
-from rave_gui.backend.export import ExportProcess, list_exports
-from rave_gui.backend.training_process import find_run_dir
 from rave_gui.ui.widgets.action_delegate import ActionButtonDelegate
 from rave_gui.ui.widgets.checkpoints_view import CheckpointsView
 from rave_gui.ui.widgets.log_view import LogView
@@ -32,11 +30,14 @@ def read_log_lines(path: str | None, limit_bytes: int = LOG_TAIL_BYTES) -> list[
     """The readable lines of a run's log (progress-bar redraws left out)."""
     if not path or not Path(path).is_file():
         return []
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        size = fh.tell()
-        fh.seek(max(0, size - limit_bytes))
-        text = fh.read().decode("utf-8", "replace")
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - limit_bytes))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return [kept for kept in map(strip_progress, lines) if kept]
 
@@ -50,25 +51,18 @@ def format_seconds(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
-@dataclass
-class LiveRun:
-    """What the page keeps for a run it launched (one per live row)."""
-    process: object
-    started: float = field(default_factory=time.monotonic)
-    first_step: int | None = None
-    step: int = 0
-    total: int = 0
-
-
 class TrainingPage(QWidget):
     run_started = pyqtSignal(int)
 
-    def __init__(self, db, parent=None, manager: TrainingManager | None = None):
+    def __init__(self, db, parent=None, manager: TrainingManager | None = None,
+                 controller: RunController | None = None):
         super().__init__(parent)
         self.db = db
-        self.manager = manager or TrainingManager(db)
-        self.live: dict[int, LiveRun] = {}
-        self.exports: dict[int, ExportProcess] = {}
+        own = controller is None
+        if controller is None:
+            controller = RunController(manager or TrainingManager(db), parent=self)
+        self.controller = controller
+        self.manager = controller.manager
         self._details_timer = QTimer(self)
         self._details_timer.setSingleShot(True)
         self._details_timer.setInterval(1000)
@@ -77,21 +71,19 @@ class TrainingPage(QWidget):
         self.selected_id: int | None = None
         self.wizard = None
         self.last_error: str | None = None
+        self.last_warning: str | None = None
         self._build()
-        signals = app_signals()
-        for sig in (signals.training_completed, signals.training_stopped, signals.experiment_changed):
-            sig.connect(self._on_experiment_changed)
-        signals.training_failed.connect(self._on_training_failed)  # a bound method: disconnected when the page goes
-        self.recover_runs()
-
-    def recover_runs(self) -> None:
-        """Re-attach to runs an earlier session left training; mark the dead ones interrupted."""
-        alive, _interrupted = self.manager.recover_runs()
-        for exp_id, pid in alive:
-            process = TrainingProcess(self.manager, exp_id, attach_pid=pid)
-            self.attach(exp_id, process)
-            process.start()
+        controller.run_changed.connect(self._on_run_changed)
+        controller.step_changed.connect(self._on_step)
+        controller.metrics_added.connect(self._on_metrics)
+        controller.log_line.connect(self._on_output)
+        controller.export_progress.connect(self._on_export_progress)
+        controller.export_done.connect(self._on_export_finished)
+        controller.warning.connect(self._on_warning)
+        if own:  # TrainingPage(self.db), as the design card writes it: this page's controller
+            controller.reattach_all()
         self.model.refresh()
+        self._update_empty_state()
 
     # -- layout -----------------------------------------------------------------
     def _build(self) -> None:
@@ -146,6 +138,18 @@ class TrainingPage(QWidget):
         self.export_button = QPushButton("Export for nn~ / VST…")
         self.export_button.clicked.connect(lambda: self.selected_id and self.open_export_dialog(self.selected_id))
         buttons.addWidget(self.export_button)
+        self.queue_buttons = []
+        for text, tip, slot in (
+                ("Start now", "Start this queued run now, whatever else runs",
+                 lambda: self._call(self.controller.start_queued, self.selected_id)),
+                ("Move up", "Start this run earlier", lambda: self._call(self.controller.move, self.selected_id, -1)),
+                ("Move down", "Start this run later", lambda: self._call(self.controller.move, self.selected_id, 1))):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(lambda _=False, slot=slot: self.selected_id is not None and slot())
+            button.setVisible(False)
+            buttons.addWidget(button)
+            self.queue_buttons.append(button)
         self.export_label = QLabel("")
         self.export_label.setWordWrap(True)
         self.export_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -186,41 +190,26 @@ class TrainingPage(QWidget):
         """Open the wizard (non-blocking); finishing it starts the run."""
         from rave_gui.ui.dialogs.new_training import NewTrainingWizard
         self.wizard = NewTrainingWizard(self.db, self)
-        self.wizard.accepted.connect(lambda: self.start_run(self.wizard.get_config()))
+        self.wizard.accepted.connect(self._on_wizard_accepted)
         self.wizard.open()
         return self.wizard
 
-    def start_run(self, config: dict) -> int | None:
-        """Create the experiment, start its TrainingProcess, select its row."""
+    def _on_wizard_accepted(self) -> None:
+        wizard = self.wizard
+        self.start_run(wizard.get_config(), queue=getattr(wizard, "start_mode", "now") == "queue")
+
+    def start_run(self, config: dict, queue: bool = False) -> int | None:
+        """Start a run now (or add it to the queue) and select its row."""
         try:
-            rave_cli.find_rave()  # before anything is written
-            exp_id = self.manager.start_training(config)
+            exp_id = self.controller.enqueue(config) if queue else self.controller.start(config)
         except (ValueError, rave_cli.RaveNotFound) as exc:
             self.show_error(str(exc))
             return None
-        self.launch(exp_id)
+        self.model.refresh()
+        self._update_empty_state()
         self.select_experiment(exp_id)
         self.run_started.emit(exp_id)
         return exp_id
-
-    def launch(self, experiment_id: int, resume: bool = False) -> TrainingProcess:
-        process = TrainingProcess(self.manager, experiment_id, resume=resume)
-        self.attach(experiment_id, process)
-        process.start()
-        return process
-
-    def attach(self, experiment_id: int, process) -> None:
-        """Follow a process's signals for one row (a launched or re-attached run)."""
-        self.manager.register_process(experiment_id, process)
-        exp = self.manager.get_experiment(experiment_id)
-        run = LiveRun(process, total=int(exp["config"].get("max_steps", 0)), step=exp.get("current_step") or 0)
-        self.live[experiment_id] = run
-        process.output.connect(lambda line, e=experiment_id: self._on_output(e, line))
-        process.step_update.connect(lambda step, total, e=experiment_id: self._on_step(e, step, total))
-        process.metrics_update.connect(lambda m, e=experiment_id: self._on_metrics(e, m))
-        process.finished.connect(lambda ok, msg, e=experiment_id, p=process: self._on_finished(e, p))
-        self.model.refresh()
-        self._update_empty_state()
 
     # -- actions --------------------------------------------------------------------------
     def _on_action_clicked(self, row: int, action: str) -> None:
@@ -231,73 +220,76 @@ class TrainingPage(QWidget):
             self.stop_experiment(exp["id"])
         elif action == "Resume":
             self.resume_experiment(exp["id"])
+        elif action == "Start now":
+            self._call(self.controller.start_queued, exp["id"])
+        elif action == "Remove":
+            self.stop_experiment(exp["id"])
+        elif action in ("▲", "▼"):
+            self._call(self.controller.move, exp["id"], -1 if action == "▲" else 1)
+
+    def _call(self, method, *args) -> bool:
+        try:
+            method(*args)
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return False
+        return True
 
     def stop_experiment(self, experiment_id: int) -> None:
-        self.manager.stop_training(experiment_id)
-        self.model.update_experiment(experiment_id)
-        if experiment_id == self.selected_id:
-            self._show_details(experiment_id)
+        self._call(self.controller.stop, experiment_id)
 
-    def resume_experiment(self, experiment_id: int, max_steps: int | None = None) -> TrainingProcess | None:
+    def resume_experiment(self, experiment_id: int, max_steps: int | None = None) -> bool:
         exp = self.manager.get_experiment(experiment_id)
         if max_steps is None and exp is not None and exp["status"] == "completed":
             from PyQt6.QtWidgets import QInputDialog
             done = int(exp["config"]["max_steps"])
             max_steps, ok = QInputDialog.getInt(
                 self, "Continue training", f"This run completed {done:,} steps. Train up to step:",
-                done * 2, done + 1, 100_000_000, 1000)
+                min(done * 2, 100_000_000), min(done + 1, 100_000_000), 100_000_000, 1000)
             if not ok:
-                return None
-        try:
-            self.manager.resume_training(experiment_id, max_steps=max_steps)
-        except ValueError as exc:
-            self.show_error(str(exc))
-            return None
-        process = self.launch(experiment_id, resume=True)
+                return False
+        if not self._call(self.controller.resume, experiment_id, max_steps):
+            return False
         self.select_experiment(experiment_id)
-        return process
+        if experiment_id == self.selected_id:
+            self._show_details(experiment_id)  # the history after the checkpoint is gone
+        return True
 
     def open_export_dialog(self, experiment_id: int):
         """Ask for the export options (non-blocking); OK starts the export."""
         from rave_gui.ui.dialogs.export_dialog import ExportDialog
-        exp = self.manager.get_experiment(experiment_id)
-        dialog = ExportDialog(str(Path(exp["out_dir"]) / "export"), self)
+        dialog = ExportDialog(str(self.manager.paths(experiment_id).export_dir), self)
         dialog.accepted.connect(lambda: self.export_experiment(experiment_id, **dialog.options()))
         dialog.open()
         self.export_dialog = dialog
         return dialog
 
     def export_experiment(self, experiment_id: int, output_dir=None, streaming: bool = True,
-                          fidelity: float = 0.95) -> ExportProcess | None:
+                          fidelity: float = 0.95) -> bool:
         """Run `rave export` in the background; the result shows next to the button."""
-        try:
-            process = ExportProcess(self.manager, experiment_id, output_dir, streaming, fidelity)
-        except ValueError as exc:
-            self.show_error(str(exc))
-            return None
-        self.exports[experiment_id] = process
-        process.progress.connect(lambda pct, msg, e=experiment_id: e == self.selected_id
-                                 and self.export_label.setText(f"Exporting… {msg}"))
-        process.finished.connect(lambda ok, msg, e=experiment_id: self._on_export_finished(e, ok, msg))
-        process.start()
-        self._refresh_info(experiment_id)
-        return process
+        options = {"output_dir": output_dir, "streaming": streaming, "fidelity": fidelity}
+        return self._call(self.controller.export, experiment_id, options)
+
+    def _on_export_progress(self, experiment_id: int, _percent: int, what: str) -> None:
+        if experiment_id == self.selected_id:
+            self.export_label.setText(f"Exporting… {what}")
 
     def _on_export_finished(self, experiment_id: int, ok: bool, message: str) -> None:
-        process = self.exports.pop(experiment_id, None)
-        if process is not None:
-            process.wait(1000)
         if not ok:
             self.show_error(f"Export failed: {message}")
-        if experiment_id == self.selected_id:
-            self._refresh_info(experiment_id)
+
+    def _on_warning(self, experiment_id: int, text: str) -> None:
+        self.last_warning = text
+        window = self.window()
+        if window is not self and hasattr(window, "statusBar"):
+            window.statusBar().showMessage(text, 30_000)
 
     def _delete_checkpoint(self, path: str) -> None:
         exp = self.manager.get_experiment(self.selected_id) if self.selected_id else None
         if exp is None:
             return
         try:
-            delete_checkpoint(find_run_dir(exp["out_dir"]), path)
+            delete_checkpoint(self.manager.paths(exp).run_dir, path)
         except (ValueError, OSError) as exc:
             self.show_error(str(exc))
         self._refresh_info(exp["id"])
@@ -336,6 +328,8 @@ class TrainingPage(QWidget):
             self.config_view.setPlainText("")
             for button in (self.stop_button, self.resume_button, self.export_button):
                 button.setEnabled(False)
+            for button in self.queue_buttons:
+                button.setVisible(False)
             self.checkpoints.set_checkpoints([])
             self.export_label.setText("")
             return
@@ -363,34 +357,36 @@ class TrainingPage(QWidget):
         exp = self.manager.get_experiment(experiment_id)
         if exp is None:
             return
-        run = self.live.get(experiment_id)
+        run = self.controller.live_run(experiment_id)
         total = int(exp["config"].get("max_steps", 0))
         step = run.step if run else int(exp.get("current_step") or 0)
-        status = exp["status"]
+        status = describe(exp["status"], step)
         if exp.get("error"):
             status += f": {exp['error']}"
         self.status_label.setText(status)
         self.step_label.setText(f"{step:,} / {total:,}")
         self.progress_bar.setValue(int(100 * step / total) if total else 0)
         if run is not None:
-            elapsed = time.monotonic() - run.started
-            self.elapsed_label.setText(format_seconds(elapsed))
-            done = step - (run.first_step if run.first_step is not None else step)
-            rate = done / elapsed if elapsed > 0 and done > 0 else None
-            self.eta_label.setText(format_seconds((total - step) / rate) if rate else "–")
+            self.elapsed_label.setText(format_seconds(time.monotonic() - run.started))
+            self.eta_label.setText(format_seconds(run.eta_seconds()))
         else:
             self.elapsed_label.setText("–")
             self.eta_label.setText("–")
-        active = self.manager.is_active(experiment_id)
-        self.stop_button.setEnabled(active)
-        self.resume_button.setEnabled(not active and exp["status"] != "running")
-        self.export_button.setEnabled(not active and exp["status"] != "running"
-                                      and experiment_id not in self.exports)
+        live = self.controller.is_live(experiment_id)
+        exporting = self.controller.exporting(experiment_id)
+        queued = exp["status"] == "queued"
+        self.stop_button.setEnabled((live and exp["status"] != "stopping") or queued)
+        self.stop_button.setText("Remove from queue" if queued else "Stop")
+        for button in self.queue_buttons:
+            button.setVisible(queued)
+        self.resume_button.setEnabled(not live and exp["status"] not in LIVE and exp["status"] != "queued")
+        self.export_button.setEnabled(not live and exp["status"] not in LIVE and exp["status"] != "queued"
+                                      and not exporting)
         if live_only:
             return
-        self.checkpoints.set_checkpoints(list_checkpoints(find_run_dir(exp["out_dir"])) if exp.get("out_dir") else [])
+        self.checkpoints.set_checkpoints(self.manager.paths(exp).checkpoints() if exp.get("out_dir") else [])
         done = list_exports(self.db, experiment_id)
-        if experiment_id in self.exports:
+        if exporting:
             self.export_label.setText("Exporting…")
         elif done:
             self.export_label.setText(f"Exported: {done[0]['path']}")
@@ -405,11 +401,6 @@ class TrainingPage(QWidget):
                 self.log_view.append_line(kept)
 
     def _on_step(self, experiment_id: int, step: int, total: int) -> None:
-        run = self.live.get(experiment_id)
-        if run is not None:
-            if run.first_step is None:
-                run.first_step, run.started = step, time.monotonic()
-            run.step, run.total = step, total
         self.model.set_step(experiment_id, step)
         if experiment_id == self.selected_id:
             self._refresh_info(experiment_id, live_only=True)
@@ -417,39 +408,24 @@ class TrainingPage(QWidget):
     def _on_metrics(self, experiment_id: int, metrics: dict) -> None:
         if experiment_id == self.selected_id:
             self.plot.update_metrics(metrics)
-            if "val_loss" in metrics:  # RAVE checkpoints at validation: refresh that tab (coalesced)
-                self._details_timer.start()
 
-    def _on_finished(self, experiment_id: int, process) -> None:
-        """Forget a run's process once its thread is done (the row and details
-        were refreshed by the AppSignals the run emitted)."""
-        run = self.live.get(experiment_id)
-        if run is not None and run.process is process:  # not a newer process of a resumed run
-            del self.live[experiment_id]
-        process.wait(5000)  # finished is emitted from inside run(): let the thread end first
-        self._on_experiment_changed(experiment_id)
-
-    def _on_training_failed(self, experiment_id: int, _reason: str) -> None:
-        self._on_experiment_changed(experiment_id)
-
-    def _on_experiment_changed(self, experiment_id: int) -> None:
-        self.model.update_experiment(experiment_id)
-        self._update_empty_state()
-        if experiment_id == self.selected_id:
-            self._refresh_info(experiment_id)
+    def _on_run_changed(self, experiment_id: int, what: str) -> None:
+        if what in ("status", "queue"):
+            if what == "queue" or self.model.row_of(experiment_id) < 0:
+                self.model.refresh()
+            else:
+                self.model.update_experiment(experiment_id)
+            self._update_empty_state()
+            if experiment_id == self.selected_id:
+                self._refresh_info(experiment_id)
+        elif what in ("checkpoints", "export") and experiment_id == self.selected_id:
+            self._details_timer.start()  # coalesced: a flood of validations never stalls the window
 
     # -- shutdown -------------------------------------------------------------------------------
     def live_runs(self) -> list[int]:
-        return [e for e in self.live if self.manager.is_active(e)]
+        """Runs with a live process (stopping ones included)."""
+        return self.controller.live_ids()
 
     def stop_all(self, wait_ms: int = 60_000) -> None:
-        """Stop every run (each saves a stop checkpoint) and export, and wait for
-        them: nothing is left running behind a closed window."""
-        processes = [run.process for run in self.live.values()] + list(self.exports.values())
-        self.manager.stop_all()
-        for export in self.exports.values():
-            export.stop()
-        for process in processes:
-            if not process.wait(wait_ms) and getattr(process, "pid", None):
-                end_group(process.pid)  # did not stop in time: end the whole group
-                process.wait(10_000)
+        """Stop every run (each saves a stop checkpoint) and export, and wait for them."""
+        self.controller.stop_all(wait_ms / 1000)
