@@ -13,9 +13,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "rave_gui"
 LAYERS = ("backend", "core")
 FORBIDDEN = ("PyQt6.QtWidgets", "PyQt6.QtGui", "matplotlib", "rave_gui.ui")
-# QThread/QObject wrappers: the ProcessThread family and AppSignals. Everything else
-# below backend/ and core/ (TrainingManager, parsers, database) is plain Python.
-QT_CORE_ALLOWED = {"core/process.py", "core/signals.py", "backend/export.py"}
+# QThread/QObject wrappers: the ProcessThread family, AppSignals and the RunController
+# (it owns the threads). Everything else below backend/ and core/ (TrainingManager,
+# the state machine, parsers, database) is plain Python.
+QT_CORE_ALLOWED = {"core/process.py", "core/signals.py", "backend/export.py", "backend/runs.py"}
 
 
 def qt_core_allowed(rel: str) -> bool:
@@ -124,6 +125,28 @@ def test_importing_the_backend_loads_no_gui_and_no_torch():
     heavy = sorted(m for m in loaded
                    if any(matches(m, f) for f in ("PyQt6.QtWidgets", "PyQt6.QtGui", "matplotlib", "torch")))
     assert heavy == []
+
+
+def test_training_manager_loads_no_pyqt_at_all():
+    """TrainingManager, the state machine and run paths are plain Python; importing
+    ``TrainingProcess`` from ``training`` stays possible, lazily."""
+    loaded = run_imports(["rave_gui.backend.training", "rave_gui.backend.run_state",
+                          "rave_gui.backend.run_paths"])
+    assert "rave_gui.backend.training" in loaded
+    assert sorted(m for m in loaded if matches(m, "PyQt6")) == []
+    late = run_imports(["rave_gui.backend.training as t; t.TrainingProcess"])
+    assert "rave_gui.backend.training_process" in late and "PyQt6.QtCore" in late
+
+
+def test_the_ui_handles_no_process():
+    """Pages render and call the RunController: none builds, attaches or kills a process."""
+    offenders = []
+    for path in (PACKAGE / "ui").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for needle in ("end_group", "kill_group", "TrainingProcess(", "ExportProcess(", "os.kill"):
+            if needle in text:
+                offenders.append(f"{path.relative_to(PACKAGE)}: {needle}")
+    assert offenders == []
 
 
 def test_parsers_and_database_load_no_qt_at_all():

@@ -24,7 +24,7 @@ from rave_gui.backend.rave_cli import BROKEN_CONFIGS, RAVE_CONFIGS, RAVE_MODIFIE
 from rave_gui.backend.run_paths import RunPaths
 from rave_gui.backend.run_state import LIVE, RESUMABLE, STATES, TERMINAL, check_transition  # noqa: F401
 from rave_gui.core.database import Database
-from rave_gui.core.process import process_alive
+from rave_gui.core.process_group import process_alive
 from rave_gui.core.timeutil import now
 
 STATUSES = STATES
@@ -60,10 +60,10 @@ def _int_in(config: dict, key: str, low: int, high: int, label: str) -> int:
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or (isinstance(value, float) and not math.isfinite(value)) or value != int(value)):
         raise ValueError(f"{label} must be a whole number (got {value!r}).")
-    value = int(value)
     if not low <= value <= high:
-        raise ValueError(f"{label} must be between {low:,} and {high:,} (got {value:,}).")
-    return value
+        shown = f"{int(value):,}" if abs(value) < 1e15 else f"{value:.3g}"
+        raise ValueError(f"{label} must be between {low:,} and {high:,} (got {shown}).")
+    return int(value)
 
 
 def check_binding(binding: str) -> str:

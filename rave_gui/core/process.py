@@ -29,6 +29,9 @@ from typing import Sequence
 import psutil
 from PyQt6.QtCore import QThread, pyqtSignal
 
+from rave_gui.core.process_group import (end_group, group_alive, interrupt, kill_group,  # noqa: F401
+                                         live_group_members, process_alive)
+
 _LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
 #: the longest line kept (bytes); the rest of a longer line is dropped
 MAX_LINE = 64 * 1024
@@ -76,68 +79,6 @@ class LineSplitter:
     def flush(self) -> list[str]:
         rest, self.pending = self.pending, b""
         return [rest.decode("utf-8", "replace")] if rest and not self.skipping else []
-
-
-def kill_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to a process group; False when no process is left in it."""
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-
-
-def interrupt(pid: int) -> None:
-    """SIGINT to the leader only: its workers (DataLoader processes) would die
-    of it mid-batch; the leader ends them itself, and escalation reaches the
-    whole group if it does not."""
-    try:
-        os.kill(pid, signal.SIGINT)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def process_alive(pid: int | None, started_at: float | None) -> bool:
-    """Is ``pid`` still the process that started at ``started_at``? (A pid
-    alone may have been reused by another program since.)"""
-    if not pid or started_at is None:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        return abs(proc.create_time() - started_at) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def group_alive(pgid: int) -> bool:
-    return kill_group(pgid, 0)
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Pids in process group ``pgid`` that still run (zombies waiting for a parent
-    that never reaps them, such as a container's init, do not count)."""
-    pids = []
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if proc.info["status"] == psutil.STATUS_ZOMBIE or os.getpgid(proc.pid) != pgid:
-                continue
-        except (OSError, psutil.Error):
-            continue
-        pids.append(proc.pid)
-    return pids
-
-
-def end_group(pgid: int, timeout: float = 2.0) -> None:
-    """SIGKILL what is left of a group and wait (bounded) until none of it runs."""
-    if not group_alive(pgid):
-        return
-    kill_group(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while live_group_members(pgid) and time.monotonic() < deadline:
-        kill_group(pgid, signal.SIGKILL)
-        time.sleep(0.01)
 
 
 class ProcessThread(QThread):

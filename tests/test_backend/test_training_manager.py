@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from rave_gui.backend.datasets import DatasetManager
+from rave_gui.backend.run_state import TRANSITIONS, TransitionError
 from rave_gui.backend.training import DEFAULTS, STATUSES, TERMINAL, TrainingManager
 
 
 @pytest.fixture
 def manager(db, tmp_path) -> TrainingManager:
-    return TrainingManager(db, runs_root=tmp_path / "runs")
+    # one GPU, as nvidia-smi would list it: 'gpu:0' is valid, 'gpu:1' is not
+    return TrainingManager(db, runs_root=tmp_path / "runs", gpus=["NVIDIA Test GPU"])
 
 
 @pytest.fixture
@@ -45,13 +47,13 @@ def count(db, table="experiments") -> int:
 
 # -- start_training ------------------------------------------------------------------
 
-def test_start_training_creates_a_running_record(manager, db, dataset_id, tmp_path):
+def test_start_training_creates_a_starting_record(manager, db, dataset_id, tmp_path):
     exp_id = manager.start_training({"name": "  drums v2  ", "dataset_id": dataset_id,
                                      "max_steps": 2000.0, "modifiers": ["causal", "causal", "snake"],
                                      "overrides": [" PHASE_1_DURATION=1000 "], "device": "gpu:0"})
     exp = manager.get_experiment(exp_id)
     assert exp["name"] == "drums v2"
-    assert exp["status"] == "running" and exp["completed_at"] is None and exp["started_at"]
+    assert exp["status"] == "starting" and exp["completed_at"] is None and exp["started_at"]
     assert exp["dataset_id"] == dataset_id
     assert exp["metrics"] == {}
     config = exp["config"]
@@ -170,33 +172,98 @@ def test_list_experiments_newest_first_and_by_project(manager, db, dataset_id):
 
 # -- status ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("status", STATUSES)
-def test_update_experiment_status(manager, exp_id, status):
-    manager.update_experiment_status(exp_id, status, error="why" if status == "failed" else None)
-    exp = manager.get_experiment(exp_id)
-    assert exp["status"] == status
-    if status in TERMINAL:
-        assert exp["completed_at"]
-        assert manager.get_events(exp_id)[-1]["kind"] == status
+def walk_to(manager, exp_id, status):
+    """Bring a fresh ('starting') run to ``status`` through allowed transitions."""
+    path = {"starting": [], "running": ["running"], "stopping": ["running", "stopping"],
+            "stopped": ["running", "stopping", "stopped"], "completed": ["running", "completed"],
+            "failed": ["running", "failed"], "interrupted": ["running", "interrupted"]}[status]
+    for step in path:
+        manager.set_status(exp_id, step, error="why" if step == "failed" else None)
+
+
+@pytest.mark.parametrize("old", STATUSES)
+@pytest.mark.parametrize("new", STATUSES)
+def test_every_transition_is_allowed_or_refused_as_the_table_says(manager, dataset_id, old, new):
+    if old == "queued":
+        exp_id = manager.enqueue_training({"name": "q", "dataset_id": dataset_id})
     else:
-        assert exp["completed_at"] is None
-        assert [e["kind"] for e in manager.get_events(exp_id)] == ["started"]
-    assert exp["error"] == ("why" if status == "failed" else None)
+        exp_id = manager.start_training({"name": "r", "dataset_id": dataset_id})
+        walk_to(manager, exp_id, old)
+    events = len(manager.get_events(exp_id))
+    if new in TRANSITIONS[old]:
+        assert manager.set_status(exp_id, new, error="why" if new == "failed" else None) == old
+        exp = manager.get_experiment(exp_id)
+        assert exp["status"] == new
+        assert (exp["completed_at"] is not None) == (new in TERMINAL)
+        assert exp["queue_pos"] is None
+        event = manager.get_events(exp_id)[-1]
+        assert event["kind"] == new and len(manager.get_events(exp_id)) == events + 1
+    else:
+        with pytest.raises(TransitionError, match=f"A {old} run cannot become {new}"):
+            manager.set_status(exp_id, new)
+        assert manager.get_experiment(exp_id)["status"] == old
+        assert len(manager.get_events(exp_id)) == events  # nothing written
 
 
-def test_back_to_running_clears_completed_at(manager, exp_id):
-    manager.update_experiment_status(exp_id, "interrupted")
+def test_each_transition_is_an_event_with_the_step(manager, exp_id):
+    manager.set_status(exp_id, "running")
+    manager.update_training_metrics(exp_id, {"step": 40, "loss": 1.0})
+    manager.set_status(exp_id, "stopping")
+    manager.set_status(exp_id, "stopped")
+    assert [(e["kind"], e["step"]) for e in manager.get_events(exp_id)] == [
+        ("started", 0), ("running", 0), ("stopping", 40), ("stopped", 40)]
+
+
+def test_back_to_starting_clears_completed_at(manager, exp_id):
+    walk_to(manager, exp_id, "interrupted")
     assert manager.get_experiment(exp_id)["completed_at"]
-    manager.update_experiment_status(exp_id, "running")
+    manager.set_status(exp_id, "starting")
     assert manager.get_experiment(exp_id)["completed_at"] is None
 
 
 def test_unknown_status_and_unknown_experiment_raise(manager, exp_id):
     with pytest.raises(ValueError, match="Unknown status"):
         manager.update_experiment_status(exp_id, "done")
-    assert manager.get_experiment(exp_id)["status"] == "running"
+    assert manager.get_experiment(exp_id)["status"] == "starting"
     with pytest.raises(ValueError):
         manager.update_experiment_status(999, "completed")
+
+
+# -- the queue ---------------------------------------------------------------------------
+
+def test_queue_order_move_and_remove(manager, dataset_id):
+    a, b, c = (manager.enqueue_training({"name": n, "dataset_id": dataset_id}) for n in "abc")
+    assert manager.queued() == [a, b, c]
+    assert manager.get_experiment(a)["started_at"] is None
+    manager.move_queued(c, -1)
+    assert manager.queued() == [a, c, b]
+    manager.move_queued(c, -5)       # clamped at the front
+    assert manager.queued() == [c, a, b]
+    manager.move_queued(a, 10)
+    assert manager.queued() == [c, b, a]
+    assert manager.stop_training(b) is False  # a queued run has no process: taken off the queue
+    assert manager.queued() == [c, a]
+    exp = manager.get_experiment(b)
+    assert exp["status"] == "stopped" and exp["queue_pos"] is None
+    assert [e["kind"] for e in manager.get_events(b)] == ["queued", "removed from queue"]
+    with pytest.raises(ValueError, match="Only a queued run"):
+        manager.move_queued(b, 1)
+    assert [e["id"] for e in manager.list_experiments()][:2] == [c, a]  # the queue first, in order
+
+
+def test_a_queued_run_is_claimed_once(manager, dataset_id, db):
+    exp_id = manager.enqueue_training({"name": "once", "dataset_id": dataset_id})
+    other = TrainingManager(db)  # a second controller on the same database
+    manager.set_status(exp_id, "starting")
+    with pytest.raises(TransitionError):
+        other.set_status(exp_id, "starting")
+    assert manager.queued() == []
+
+
+def test_invalid_config_is_not_queued(manager, db, dataset_id):
+    with pytest.raises(ValueError):
+        manager.enqueue_training({"name": "", "dataset_id": dataset_id})
+    assert count(db) == 0
 
 
 # -- metrics ---------------------------------------------------------------------------
@@ -264,11 +331,14 @@ def test_register_and_stop_training(manager, exp_id):
     manager.register_process(exp_id, process)
     assert manager.is_active(exp_id) and manager.get_process(exp_id) is process
     assert manager.active_experiments() == [exp_id]
+    manager.set_status(exp_id, "running")
     assert manager.stop_training(exp_id) is True
     assert process.stop_calls == 1
     exp = manager.get_experiment(exp_id)
-    assert exp["status"] == "stopped" and exp["completed_at"]
-    assert not manager.is_active(exp_id) and manager.get_process(exp_id) is None
+    # the launcher is writing its stop checkpoint: the controller records 'stopped' when it ends
+    assert exp["status"] == "stopping" and exp["completed_at"] is None
+    assert manager.is_active(exp_id)  # registered until its process has ended
+    manager.unregister_process(exp_id, process)
     assert manager.active_experiments() == []
     assert manager.stop_training(exp_id) is False  # a second stop finds nothing to stop
     assert process.stop_calls == 1
@@ -276,9 +346,9 @@ def test_register_and_stop_training(manager, exp_id):
 
 def test_stop_training_without_a_process(manager, exp_id, dataset_id):
     assert manager.stop_training(exp_id) is False
-    assert manager.get_experiment(exp_id)["status"] == "stopped"  # a running record is still stopped
+    assert manager.get_experiment(exp_id)["status"] == "stopped"  # a record with no process is stopped
     done = manager.start_training({"name": "done", "dataset_id": dataset_id})
-    manager.update_experiment_status(done, "completed")
+    walk_to(manager, done, "completed")
     assert manager.stop_training(done) is False
     assert manager.get_experiment(done)["status"] == "completed"  # a finished run keeps its status
     with pytest.raises(ValueError):
@@ -302,9 +372,7 @@ def test_stop_all(manager, dataset_id):
         manager.register_process(i, process)
     assert sorted(manager.stop_all()) == sorted(ids[:2])
     assert all(p.stop_calls == 1 for p in processes.values())
-    assert manager.active_experiments() == []
-    assert [manager.get_experiment(i)["status"] for i in ids] == ["stopped", "stopped", "running"]
-    assert manager.stop_all() == []
+    assert [manager.get_experiment(i)["status"] for i in ids] == ["stopping", "stopping", "starting"]
 
 
 def test_delete_experiment_refused_while_active(manager, db, exp_id):
@@ -314,6 +382,10 @@ def test_delete_experiment_refused_while_active(manager, db, exp_id):
         manager.delete_experiment(exp_id)
     assert manager.get_experiment(exp_id) is not None
     manager.stop_training(exp_id)
+    with pytest.raises(ValueError, match="Stop the run"):
+        manager.delete_experiment(exp_id)  # still stopping
+    manager.unregister_process(exp_id)
+    manager.set_status(exp_id, "stopped")
     manager.delete_experiment(exp_id)
     assert manager.get_experiment(exp_id) is None
     assert count(db, "metric_points") == 0 and count(db, "experiment_events") == 0  # cascaded
@@ -366,7 +438,7 @@ def test_works_in_a_plain_python_process_without_qapplication(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
-        "status": "stopped", "added": 1, "stopped": True, "widgets": False, "gui": False, "app": False}
+        "status": "stopping", "added": 1, "stopped": True, "widgets": False, "gui": False, "app": False}
 
 
 def test_a_point_with_a_bad_step_is_skipped_not_fatal(manager, exp_id):
@@ -384,3 +456,94 @@ def test_a_config_that_rave_cannot_load_is_refused_before_launch(db, fake_datase
     with pytest.raises(ValueError, match="v2_small instead"):
         manager.start_training(dict(name="x", dataset_id=ds, base_config="v2_nopqmf_small"))
     assert manager.list_experiments() == []
+
+
+# -- reliability: validation, resume, history branches ------------------------------------
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "12", True, 2.5])
+def test_max_steps_that_is_not_a_whole_number_gets_a_sentence(manager, db, dataset_id, value):
+    with pytest.raises(ValueError, match="Max steps must be a whole number"):
+        manager.start_training({"name": "x", "dataset_id": dataset_id, "max_steps": value})
+    assert count(db) == 0
+
+
+@pytest.mark.parametrize("value", [1e300, 10**40, -(10**30), 0])
+def test_absurd_max_steps_get_a_short_sentence(manager, db, dataset_id, value):
+    with pytest.raises(ValueError, match=r"Max steps must be between 1 and 100,000,000 \(got [^)]{1,20}\)\.$"):
+        manager.start_training({"name": "x", "dataset_id": dataset_id, "max_steps": value})
+    assert count(db) == 0
+
+
+@pytest.mark.parametrize("device", ["cpu\n", "gpu:0\n", " cpu", "auto ", "gpu:0x"])
+def test_device_with_trailing_text_is_refused(manager, dataset_id, device):
+    with pytest.raises(ValueError, match="Device must be"):
+        manager.start_training({"name": "x", "dataset_id": dataset_id, "device": device})
+
+
+def test_a_gpu_that_is_not_there_is_refused(db, dataset_id, tmp_path):
+    one = TrainingManager(db, runs_root=tmp_path, gpus=["A100"])
+    assert one.validate_config({"name": "x", "dataset_id": dataset_id, "device": "gpu:0"})["device"] == "gpu:0"
+    with pytest.raises(ValueError, match="There is no GPU 1: this computer has 1 NVIDIA GPU"):
+        one.validate_config({"name": "x", "dataset_id": dataset_id, "device": "gpu:1"})
+    none = TrainingManager(db, runs_root=tmp_path, gpus=[])
+    with pytest.raises(ValueError, match="no NVIDIA GPU was found"):
+        none.validate_config({"name": "x", "dataset_id": dataset_id, "device": "gpu:0"})
+
+
+@pytest.mark.parametrize("binding", ["PHASE_1_DURATION=1\x00", "A=1\nB=2", "A=\x1b[31m1", "A=1\x7f"])
+def test_a_binding_with_a_control_character_is_refused(manager, db, dataset_id, binding):
+    with pytest.raises(ValueError, match="control character"):
+        manager.start_training({"name": "x", "dataset_id": dataset_id, "overrides": [binding]})
+    assert count(db) == 0
+
+
+def fake_run_folder(manager, exp_id, steps_with_checkpoints=()) -> Path:
+    """RAVE's run folder with checkpoints noted in the launcher's index (no torch)."""
+    exp = manager.get_experiment(exp_id)
+    run_dir = Path(exp["out_dir"]) / "run_abc123"
+    ckpts = run_dir / "version_0" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for n, step in enumerate(steps_with_checkpoints):
+        path = ckpts / f"stopped-step={step}.ckpt"
+        path.write_bytes(b"x")
+        import os
+        os.utime(path, (1_000_000 + n, 1_000_000 + n))
+        with open(ckpts / "rave-gui-index.jsonl", "a") as fh:
+            fh.write(json.dumps({"file": path.name, "step": step}) + "\n")
+    manager.set_run_dir(exp_id, run_dir)
+    return run_dir
+
+
+def test_resume_without_a_checkpoint_changes_nothing(manager, exp_id):
+    walk_to(manager, exp_id, "interrupted")
+    fake_run_folder(manager, exp_id)
+    events = manager.get_events(exp_id)
+    with pytest.raises(ValueError, match="no checkpoint to resume from"):
+        manager.resume_training(exp_id)
+    exp = manager.get_experiment(exp_id)
+    assert exp["status"] == "interrupted" and manager.get_events(exp_id) == events
+
+
+def test_resume_drops_the_abandoned_branch_of_the_history(manager, exp_id):
+    """Killed at step 33, resumed from the step-19 checkpoint: steps 20..33 of the old
+    branch are gone (the resumed run logs them again, with other values)."""
+    manager.set_status(exp_id, "running")
+    manager.update_training_metrics(exp_id, [{"step": s, "loss": float(s)} for s in range(1, 34)])
+    walk_to_end = manager.set_status(exp_id, "interrupted")
+    assert walk_to_end == "running"
+    fake_run_folder(manager, exp_id, [10, 19])
+    exp = manager.resume_training(exp_id)
+    assert exp["status"] == "starting" and exp["current_step"] == 19
+    assert [s for s, _ in manager.get_metric_history(exp_id)["loss"]] == list(range(1, 20))
+    assert manager.get_events(exp_id)[-1]["kind"] == "resumed"
+    # the new branch's points replace, they are not ignored
+    assert manager.update_training_metrics(exp_id, {"step": 19, "loss": -1.0}) == 1
+    assert manager.get_metric_history(exp_id)["loss"][-1] == (19, -1.0)
+
+
+def test_resume_refused_while_live_or_queued(manager, exp_id, dataset_id):
+    with pytest.raises(ValueError, match="still running"):
+        manager.resume_training(exp_id)
+    queued = manager.enqueue_training({"name": "q", "dataset_id": dataset_id})
+    with pytest.raises(ValueError, match="queued run cannot be resumed"):
+        manager.resume_training(queued)
