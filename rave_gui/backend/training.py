@@ -22,6 +22,8 @@ from typing import Any, Iterable
 from rave_gui.backend.log_parsing import parse_metrics, parse_progress_line  # noqa: F401 (public API)
 from rave_gui.backend.rave_cli import BROKEN_CONFIGS, RAVE_CONFIGS, RAVE_MODIFIERS
 from rave_gui.backend.run_paths import RunPaths
+from rave_gui.backend.training_rules import OVERRIDE_RE  # noqa: F401 (public API)
+from rave_gui.backend.training_rules import check_binding as _binding_problem
 from rave_gui.backend.run_state import LIVE, RESUMABLE, STATES, TERMINAL, check_transition  # noqa: F401
 from rave_gui.core.database import Database
 from rave_gui.core.process_group import process_alive
@@ -29,8 +31,6 @@ from rave_gui.core.timeutil import now
 
 STATUSES = STATES
 DEVICE_RE = re.compile(r"auto|cpu|gpu:\d{1,2}")
-OVERRIDE_RE = re.compile(r"^[A-Za-z_][\w.]*(/[\w.]+)?\s*=\s*\S.*$")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _BAD_NAME_CHARS = set('/\\:*?<>|') | {chr(c) for c in range(32)} | {"\x7f"}
 MAX_NAME = 80
 
@@ -67,15 +67,12 @@ def _int_in(config: dict, key: str, low: int, high: int, label: str) -> int:
 
 
 def check_binding(binding: str) -> str:
-    """One gin binding, stripped, or ``ValueError`` with a sentence."""
-    if _CONTROL.search(binding):
-        raise ValueError(f"{binding!r} contains a control character (a pasted NUL, newline or escape); "
-                         "retype it as NAME=value.")
-    binding = binding.strip()
-    if not OVERRIDE_RE.match(binding):
-        raise ValueError(f"{binding!r} is not a gin binding; write it as NAME=value "
-                         "(for example PHASE_1_DURATION=200000).")
-    return binding
+    """One gin binding, stripped, or ``ValueError`` with the rule's sentence
+    (``training_rules.check_binding``: the wizard checks with the same rule)."""
+    problem = _binding_problem(binding)
+    if problem:
+        raise ValueError(problem)
+    return binding.strip()
 
 
 class TrainingManager:

@@ -9,10 +9,10 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication, QLabel, QWizard
 
 from rave_gui.backend.datasets import DatasetManager
-from rave_gui.backend.rave_cli import RAVE_CONFIGS, RAVE_MODIFIERS, RaveNotFound
+from rave_gui.backend.rave_cli import BROKEN_CONFIGS, RAVE_CONFIGS, RAVE_MODIFIERS, RaveNotFound
 from rave_gui.backend.training import TrainingManager, validate_name
 from rave_gui.core.signals import app_signals
-from rave_gui.ui.dialogs import new_training as nt
+from rave_gui.ui.dialogs.new_training import confirmation_page
 from rave_gui.ui.dialogs.new_training import (
     PAGE_CONFIG, PAGE_CONFIRM, PAGE_DATASET, PAGE_PARAMETERS, ConfigSelectionPage, ConfirmationPage,
     DatasetSelectionPage, NewTrainingWizard, TrainingParametersPage, phase_1_duration,
@@ -26,7 +26,7 @@ _ALIVE: list = []  # qtbot.addWidget holds only a weak reference: keep each wiza
 @pytest.fixture(autouse=True)
 def rave_found(monkeypatch):
     """Commands name a fixed `rave`, whatever this machine has installed."""
-    monkeypatch.setattr(nt, "find_rave", lambda *a, **k: FAKE_RAVE)
+    monkeypatch.setattr(confirmation_page, "find_rave", lambda *a, **k: FAKE_RAVE)
     yield
     _ALIVE.clear()
 
@@ -99,7 +99,7 @@ def test_empty_state_blocks_next(qtbot, db):
     assert "No datasets yet" in page.error_label.text()
 
 
-def test_dataset_page_lists_info_and_is_incomplete_until_selected(qtbot, db, fake_dataset):
+def test_dataset_page_lists_info_and_selects_the_only_dataset(qtbot, db, fake_dataset):
     ds_id = DatasetManager(db).register(fake_dataset, name="voice")
     wizard = make_wizard(qtbot, db)
     page = wizard.dataset_page
@@ -108,14 +108,28 @@ def test_dataset_page_lists_info_and_is_incomplete_until_selected(qtbot, db, fak
     row = [page.table.item(0, c).text() for c in range(page.table.columnCount())]
     assert row == ["voice", "1,310,720", "1 (mono)", "44,100 Hz", "29.7 s"]
 
+    assert page.selected_dataset_id() == ds_id      # the only dataset: nothing to choose
+    assert page.isComplete() and wizard.button(NEXT).isEnabled()
+    wizard.next()
+    assert wizard.currentId() == PAGE_CONFIG
+
+
+def test_dataset_page_is_incomplete_until_one_of_several_is_selected(qtbot, db, fake_dataset, tmp_path):
+    ds_id = DatasetManager(db).register(fake_dataset, name="voice")
+    DatasetManager(db).register(make_dataset(tmp_path, "drums"), name="drums")
+    wizard = make_wizard(qtbot, db)
+    page = wizard.dataset_page
+    assert page.table.rowCount() == 2
+    assert page.selected_dataset() is None
     assert not page.isComplete()
     assert not wizard.button(NEXT).isEnabled()
     wizard.next()
     assert wizard.currentId() == PAGE_DATASET
     assert page.error_label.text() == "Select the dataset to train on."
 
-    page.table.selectRow(0)
+    assert page.select_dataset(ds_id)
     assert page.isComplete()
+    assert page.error_label.isHidden()
     assert wizard.button(NEXT).isEnabled()
     assert wizard.selected_dataset()["id"] == ds_id
     wizard.next()
@@ -166,7 +180,20 @@ def test_config_combo_lists_base_configs_first_then_the_rest(qtbot, db):
     assert texts[:4] == ["v1", "v2", "v3", "discrete"]
     assert texts[4] == ""  # separator
     assert combo.itemData(4, Qt.ItemDataRole.AccessibleDescriptionRole) == "separator"
-    assert texts[5:] == [c for c in RAVE_CONFIGS if c not in ("v1", "v2", "v3", "discrete")]
+    assert texts[5:] == [c for c in RAVE_CONFIGS if c not in ("v1", "v2", "v3", "discrete")
+                         and c not in BROKEN_CONFIGS]
+    assert page.base_config() == "v2"
+
+
+def test_broken_configs_are_not_offered(qtbot, db):
+    page = make_wizard(qtbot, db).config_page
+    combo = page.config_combo
+    offered = {combo.itemData(i) for i in range(combo.count())}
+    assert BROKEN_CONFIGS and not offered & set(BROKEN_CONFIGS)
+    for name, sentence in BROKEN_CONFIGS.items():
+        with pytest.raises(ValueError) as exc:
+            page.set_base_config(name)
+        assert str(exc.value) == sentence
     assert page.base_config() == "v2"
 
 
@@ -263,7 +290,8 @@ def test_parameter_defaults_and_fixed_learning_rate(qtbot, db, fake_dataset):
     assert (page.max_steps.minimum(), page.max_steps.maximum()) == (1, 100_000_000)
     assert page.batch_size.value() == 8
     assert page.val_every.value() == 10_000
-    assert page.learning_rate.text() == "1e-4"
+    # RAVE's generator starts at 1e-3 (RAVE.configure_optimizers): the field must not say 1e-4 alone
+    assert page.learning_rate.text().startswith("1e-3") and "set by RAVE" in page.learning_rate.text()
     assert not page.learning_rate.isEnabled() and page.learning_rate.isReadOnly()
     explanation = page.lr_explanation.text()
     assert "1e-3" in explanation and "1e-4" in explanation and "hard-codes" in explanation
@@ -324,7 +352,7 @@ def test_plain_name_appears_verbatim_in_command(qtbot, db, fake_dataset):
 def test_command_falls_back_to_plain_rave_when_not_installed(qtbot, db, fake_dataset, monkeypatch):
     def missing(*_a, **_k):
         raise RaveNotFound("The `rave` command was not found.")
-    monkeypatch.setattr(nt, "find_rave", missing)
+    monkeypatch.setattr(confirmation_page, "find_rave", missing)
     DatasetManager(db).register(fake_dataset)
     page = drive_to_confirmation(make_wizard(qtbot, db), name="x")
     assert page.command_text().startswith("rave train --config v2 ")
@@ -412,14 +440,16 @@ def test_get_config_is_what_start_training_takes(qtbot, db, fake_dataset):
                 "max_steps": 300_000, "batch_size": 4, "learning_rate": 1e-4, "device": "gpu:0",
                 "val_every": 5_000}
     assert wizard.get_config() == expected
-    validated = TrainingManager(db).validate_config(wizard.get_config())
+    manager = TrainingManager(db, gpus=["NVIDIA H200"])    # the GPU the wizard was given
+    validated = manager.validate_config(wizard.get_config())
     assert {k: validated[k] for k in expected} == expected
 
     wizard.accept()
     assert wizard.result() == QWizard.DialogCode.Accepted
     assert wizard.validated_config()["name"] == "my run 'ö'"
-    exp_id = TrainingManager(db).start_training(wizard.get_config())
-    assert TrainingManager(db).get_experiment(exp_id)["config"]["base_config"] == "v3"
+    assert wizard.start_mode == "now"
+    exp_id = manager.start_training(wizard.get_config())
+    assert manager.get_experiment(exp_id)["config"]["base_config"] == "v3"
 
 
 def test_finish_is_refused_with_the_backend_sentence(qtbot, db, fake_dataset):
@@ -433,3 +463,123 @@ def test_finish_is_refused_with_the_backend_sentence(qtbot, db, fake_dataset):
     assert wizard.currentId() == PAGE_CONFIRM
     assert page.error_label.text() == f"Dataset {ds_id} does not exist; pick one from the Datasets page."
     assert not page.error_label.isHidden()
+
+
+# -- RAVE's real learning rates --------------------------------------------------------------
+def test_confirmation_says_what_rave_really_uses_for_the_learning_rate(qtbot, db, fake_dataset):
+    DatasetManager(db).register(fake_dataset)
+    page = drive_to_confirmation(make_wizard(qtbot, db), name="lr")
+    text = page.summary()["Learning rate"]
+    assert "fixed by RAVE" not in text and not text.startswith("1e-4")
+    assert "set by RAVE" in text and "Adam" in text and "1e-3 for the generator" in text
+    shown = [label.text() for label in page.findChildren(QLabel)]
+    assert text in shown
+
+
+# -- overrides a paste can break -------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["PHASE_1_DURATION=200000\x00", "RAVE.latent_size=\x1b[0m8",
+                                 "PHASE_1_DURATION=\x7f1", "A=1\x0bB=2"])
+def test_override_with_a_control_character_is_refused(qtbot, db, fake_dataset, bad):
+    DatasetManager(db).register(fake_dataset)
+    wizard = make_wizard(qtbot, db)
+    wizard.next()
+    page = wizard.config_page
+    page.set_overrides("PHASE_1_DURATION=100000\n" + bad)
+    assert not page.isComplete()
+    assert not wizard.button(NEXT).isEnabled()
+    assert "Line 2:" in page.overrides_error.text()
+    assert "control character" in page.overrides_error.text() or "line break" in page.overrides_error.text()
+    assert page.overrides() == ["PHASE_1_DURATION=100000"]
+    wizard.next()
+    assert wizard.currentId() == PAGE_CONFIG
+    assert all("\x00" not in o for o in wizard.get_config()["overrides"])
+
+
+# -- Start now / Add to queue ----------------------------------------------------------------
+FINISH = QWizard.WizardButton.FinishButton
+QUEUE = QWizard.WizardButton.CustomButton1
+
+
+def test_add_to_queue_shows_only_on_the_last_page(qtbot, db, fake_dataset):
+    DatasetManager(db).register(fake_dataset)
+    wizard = make_wizard(qtbot, db)
+    assert wizard.buttonText(FINISH) == "Start now"
+    assert wizard.buttonText(QUEUE) == "Add to queue"
+    for expected in (PAGE_DATASET, PAGE_CONFIG, PAGE_PARAMETERS):
+        assert wizard.currentId() == expected
+        assert not wizard.button(QUEUE).isVisible()
+        if expected == PAGE_PARAMETERS:
+            wizard.parameters_page.name_edit.setText("q")
+        wizard.next()
+    assert wizard.currentId() == PAGE_CONFIRM
+    assert wizard.button(QUEUE).isVisible() and wizard.button(QUEUE).isEnabled()
+    assert wizard.button(FINISH).isVisible()
+    wizard.back()
+    assert not wizard.button(QUEUE).isVisible()
+
+
+def finish_with(qtbot, wizard, button) -> list[str]:
+    """Click ``button`` for real; return the start modes seen by ``accepted`` listeners."""
+    seen: list[str] = []
+    wizard.accepted.connect(lambda: seen.append(wizard.start_mode))
+    qtbot.mouseClick(wizard.button(button), Qt.MouseButton.LeftButton)
+    return seen
+
+
+def test_start_now_button_accepts_with_start_mode_now(qtbot, db, fake_dataset):
+    DatasetManager(db).register(fake_dataset)
+    wizard = make_wizard(qtbot, db)
+    drive_to_confirmation(wizard, name="now")
+    with qtbot.waitSignal(wizard.accepted, timeout=2000):
+        seen = finish_with(qtbot, wizard, FINISH)
+    assert seen == ["now"]
+    assert wizard.result() == QWizard.DialogCode.Accepted and not wizard.isVisible()
+    assert wizard.start_mode == "now"
+    assert wizard.validated_config()["name"] == "now"
+
+
+def test_add_to_queue_button_accepts_with_start_mode_queue(qtbot, db, fake_dataset):
+    DatasetManager(db).register(fake_dataset)
+    wizard = make_wizard(qtbot, db)
+    drive_to_confirmation(wizard, name="later")
+    with qtbot.waitSignal(wizard.accepted, timeout=2000):
+        seen = finish_with(qtbot, wizard, QUEUE)
+    assert seen == ["queue"]
+    assert wizard.result() == QWizard.DialogCode.Accepted and not wizard.isVisible()
+    assert wizard.start_mode == "queue"
+    assert wizard.validated_config()["name"] == "later"
+    assert TrainingManager(db, gpus=wizard.gpus).validate_config(wizard.get_config())["name"] == "later"
+
+
+def test_add_to_queue_is_refused_like_start_now(qtbot, db, fake_dataset):
+    ds_id = DatasetManager(db).register(fake_dataset)
+    wizard = make_wizard(qtbot, db)
+    page = drive_to_confirmation(wizard, name="gone")
+    DatasetManager(db).remove_dataset(ds_id)
+    seen = finish_with(qtbot, wizard, QUEUE)
+    assert seen == [] and wizard.isVisible() and wizard.currentId() == PAGE_CONFIRM
+    assert wizard.start_mode == "now"            # nothing was chosen
+    assert wizard.validated_config() is None
+    assert page.error_label.text() == f"Dataset {ds_id} does not exist; pick one from the Datasets page."
+    assert not page.error_label.isHidden()
+
+
+def test_start_now_after_a_refused_queue_starts_now(qtbot, db, fake_dataset, tmp_path):
+    DatasetManager(db).register(fake_dataset, name="voice")
+    DatasetManager(db).register(make_dataset(tmp_path, "drums", seconds=60.0), name="drums")
+    wizard = make_wizard(qtbot, db)
+    drive_to_confirmation(wizard, name="x", max_steps=2_000_000)
+    first = wizard.dataset_page.selected_dataset_id()
+    DatasetManager(db).remove_dataset(first)
+    assert finish_with(qtbot, wizard, QUEUE) == [] and wizard.isVisible()
+
+    for _ in range(3):
+        wizard.back()
+    assert wizard.currentId() == PAGE_DATASET
+    wizard.dataset_page.refresh()
+    assert wizard.dataset_page.selected_dataset() is not None   # the one left is selected
+    for _ in range(3):
+        wizard.next()
+    assert wizard.currentId() == PAGE_CONFIRM
+    assert finish_with(qtbot, wizard, FINISH) == ["now"]
+    assert wizard.start_mode == "now" and wizard.validated_config()["dataset_id"] != first

@@ -171,7 +171,7 @@ class NewDatasetDialog(QDialog):
                 self.folders(), self.output_edit.text().strip(), self.name_edit.text(),
                 channels=self.channels_combo.currentData(), sample_rate=self.rate_combo.currentData(),
                 num_signal=self.num_signal, lazy=self.lazy_check.isChecked(), log_path=self.log_path)
-        except (ValueError, RaveNotFound) as exc:
+        except (ValueError, OSError, RaveNotFound) as exc:
             self.show_error(str(exc))
             return False
         self.status_label.setText(self.process.plan.summary())

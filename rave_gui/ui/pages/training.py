@@ -17,6 +17,7 @@ from rave_gui.backend.log_parsing import strip_progress
 from rave_gui.backend.run_state import LIVE, describe
 from rave_gui.backend.runs import RunController
 from rave_gui.backend.training import TrainingManager
+from rave_gui.core.formatting import format_clock
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, ExperimentsTableModel
 from rave_gui.ui.widgets.action_delegate import ActionButtonDelegate
 from rave_gui.ui.widgets.checkpoints_view import CheckpointsView
@@ -40,15 +41,6 @@ def read_log_lines(path: str | None, limit_bytes: int = LOG_TAIL_BYTES) -> list[
         return []
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return [kept for kept in map(strip_progress, lines) if kept]
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "–"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}"
 
 
 class TrainingPage(QWidget):
@@ -367,8 +359,8 @@ class TrainingPage(QWidget):
         self.step_label.setText(f"{step:,} / {total:,}")
         self.progress_bar.setValue(int(100 * step / total) if total else 0)
         if run is not None:
-            self.elapsed_label.setText(format_seconds(time.monotonic() - run.started))
-            self.eta_label.setText(format_seconds(run.eta_seconds()))
+            self.elapsed_label.setText(format_clock(time.monotonic() - run.started))
+            self.eta_label.setText(format_clock(run.eta_seconds()))
         else:
             self.elapsed_label.setText("–")
             self.eta_label.setText("–")
