@@ -123,7 +123,7 @@ class RunController(QObject):
     def start_queued(self, experiment_id: int) -> None:
         """Start a queued run now, whatever else runs."""
         self._claim(experiment_id)
-        self._launch(experiment_id, already_starting=True)
+        self._launch(experiment_id)
 
     def move(self, experiment_id: int, delta: int) -> None:
         self.manager.move_queued(experiment_id, delta)
@@ -131,7 +131,7 @@ class RunController(QObject):
 
     def resume(self, experiment_id: int, max_steps: int | None = None) -> None:
         self.manager.resume_training(experiment_id, max_steps=max_steps)
-        self._launch(experiment_id, resume=True, already_starting=True)
+        self._launch(experiment_id, resume=True)
 
     def _claim(self, experiment_id: int) -> None:
         """queued -> starting, atomically: a queued run never starts twice."""
@@ -154,8 +154,7 @@ class RunController(QObject):
     def _busy_gpus(self) -> set[str]:
         return {run.device for run in self._runs.values() if run.device.startswith("gpu:")}
 
-    def _launch(self, experiment_id: int, resume: bool = False, already_starting: bool = False,
-                attach_pid: int | None = None) -> None:
+    def _launch(self, experiment_id: int, resume: bool = False, attach_pid: int | None = None) -> None:
         exp = self.manager.get_experiment(experiment_id)
         device = self._device_for(exp["config"], self._busy_gpus()) or self._fallback_device(exp["config"])
         factory = self.process_factory
@@ -211,7 +210,7 @@ class RunController(QObject):
                 continue
             try:
                 self._claim(exp_id)
-                self._launch(exp_id, already_starting=True)
+                self._launch(exp_id)
             except Exception as exc:  # noqa: BLE001 - one bad queued run must not block the others
                 self.warning.emit(exp_id, f"The queued run could not start: {exc}")
                 self.run_changed.emit(exp_id, "status")
@@ -262,10 +261,14 @@ class RunController(QObject):
         run = self._runs.get(experiment_id)
         if run is None or run.process is not process:
             return
-        exp = self.manager.get_experiment(experiment_id)
-        if exp is not None and exp["status"] == "starting":
-            self.manager.set_status(experiment_id, "running")
-            self.run_changed.emit(experiment_id, "status")
+        try:
+            exp = self.manager.get_experiment(experiment_id)
+            if exp is not None and exp["status"] == "starting":
+                self.manager.set_status(experiment_id, "running")
+        except Exception as exc:  # noqa: BLE001 - the run goes on; its record catches up
+            self.warning.emit(experiment_id, f"The run started, but the app could not record it: {exc}")
+            self._retry_status(experiment_id, "running", None)
+        self.run_changed.emit(experiment_id, "status")
 
     def _on_line(self, experiment_id: int, line: str) -> None:
         self.log_line.emit(experiment_id, line)
@@ -311,7 +314,10 @@ class RunController(QObject):
         def again():
             try:
                 exp = self.manager.get_experiment(experiment_id)
-                if exp is not None and exp["status"] in LIVE and not self.is_live(experiment_id):
+                if status == "running":
+                    if exp is not None and exp["status"] == "starting" and self.is_live(experiment_id):
+                        self.manager.set_status(experiment_id, status, error)
+                elif exp is not None and exp["status"] in LIVE and not self.is_live(experiment_id):
                     self.manager.set_status(experiment_id, status, error)
                 self.run_changed.emit(experiment_id, "status")
             except Exception:  # noqa: BLE001

@@ -112,7 +112,7 @@ class TrainingProcess(ProcessThread):
         except OSError as exc:
             raise ValueError(f"The run folder {self.out_dir} cannot be created ({exc.strerror or exc}). "
                              "Check the permissions of the data folder, or choose another with --data-dir.")
-        self.manager.set_launch_token(self.experiment_id, self.token)
+        self._guard("recording the launch", self.manager.set_launch_token, self.experiment_id, self.token)
 
     def build_command(self) -> list[str]:
         ckpt = self.paths.run_dir if self.resume else None

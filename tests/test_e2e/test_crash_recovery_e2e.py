@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from rave_gui.backend.datasets import DatasetManager
-from rave_gui.backend.training import TrainingManager, TrainingProcess
+from rave_gui.backend.runs import RunController
+from rave_gui.backend.training import TrainingManager
 from rave_gui.core.database import Database
 
 pytestmark = pytest.mark.e2e
@@ -44,27 +45,27 @@ def test_app_killed_mid_run_then_reattached(tmp_path, rave_dataset, qtbot):
     assert psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     points_before = manager.get_metric_history(exp_id)
 
-    # "next start": a new manager on the same database finds the run and re-attaches
-    manager = TrainingManager(db)
-    alive, interrupted = manager.recover_runs()
-    assert alive == [(exp_id, pid)] and interrupted == []
-    process = TrainingProcess(manager, exp_id, attach_pid=pid)
+    # "next start": a new controller on the same database finds the run and re-attaches
+    controller = RunController(TrainingManager(db))
+    manager = controller.manager
     steps = []
-    process.step_update.connect(lambda s, t: steps.append(s))
+    controller.step_changed.connect(lambda e, s, t: steps.append(s))
     try:
-        with qtbot.waitSignal(process.finished, timeout=600_000) as blocker:
-            process.start()
+        attached, interrupted = controller.reattach_all()
+        assert attached == [exp_id] and interrupted == []
+        process = controller.live_run(exp_id).process
+        qtbot.waitUntil(lambda: not controller.is_live(exp_id), timeout=600_000)
         process.wait(5000)
     finally:
         if psutil.pid_exists(pid):
             os.killpg(pid, signal.SIGKILL)
-    assert blocker.args[0] is True, blocker.args
     exp = manager.get_experiment(exp_id)
-    assert exp["status"] == "completed" and steps[-1] == 30
+    assert exp["status"] == "completed", exp["error"]
+    assert steps[-1] == 30
     history = manager.get_metric_history(exp_id)
     for key, points in history.items():
         assert len(points) == len({s for s, _ in points}), f"{key} double-counted"
     assert all(p in history["loss"] for p in points_before.get("loss", []))
     assert [s for s, _ in history["loss"]][-1] >= 24  # losses logged after the crash were read
-    assert [e["kind"] for e in manager.get_events(exp_id)] == ["started", "reattached", "completed"]
+    assert [e["kind"] for e in manager.get_events(exp_id)] == ["started", "running", "reattached", "completed"]
     db.close()

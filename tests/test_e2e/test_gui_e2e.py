@@ -57,11 +57,14 @@ def test_wizard_run_plot_and_stop_from_table(qtbot, tmp_path, rave_dataset):
     assert page.model.index(page.model.row_of(first), COL_ACTIONS).data() in ("Stop", "Resume")
     rect = page.table.visualRect(index)
     qtbot.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert page.manager.get_experiment(second)["status"] == "stopping"  # saving its checkpoint
+    assert page.model.index(row, 1).data().startswith("stopping (saving step")
+    assert window.runs.live_ids().count(second) == 1  # the close dialog counts it
+    qtbot.waitUntil(lambda: second not in page.live_runs(), timeout=30_000)
     assert page.manager.get_experiment(second)["status"] == "stopped"
-    qtbot.waitUntil(lambda: second not in page.live, timeout=30_000)
     assert page.model.index(page.model.row_of(second), COL_ACTIONS).data() == "Resume"
 
-    qtbot.waitUntil(lambda: first not in page.live, timeout=600_000)
+    qtbot.waitUntil(lambda: first not in page.live_runs(), timeout=600_000)
     exp = page.manager.get_experiment(first)
     assert exp["status"] == "completed", exp.get("error")
     page.select_experiment(first)
