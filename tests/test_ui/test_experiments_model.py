@@ -1,26 +1,28 @@
 """ExperimentsTableModel: Qt's model checks, columns, actions, targeted updates."""
 from __future__ import annotations
 
-from PyQt6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt
+import pytest
+from PyQt6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
+from fake_process import FakeProcess  # tests/ helper
+
+from rave_gui.backend.run_state import TransitionError
 from rave_gui.ui.models.experiments_model import (COL_ACTIONS, COL_NAME, COL_STATUS, COL_STEPS,
                                                   COLUMNS, ID_ROLE, ExperimentsTableModel)
 
 
-class FakeProcess(QObject):
-    """Stands for a TrainingProcess: the manager only needs an object with stop()."""
-
-    def __init__(self):
-        super().__init__()
-        self.stopped = 0
-
-    def stop(self):
-        self.stopped += 1
-
-
 def new_experiment(manager, dataset_id, name, status="running", max_steps=1000, error=None):
-    exp_id = manager.start_training({"name": name, "dataset_id": dataset_id, "max_steps": max_steps})
-    if status != "running":
+    """A run brought to ``status`` through the state machine's transitions."""
+    config = {"name": name, "dataset_id": dataset_id, "max_steps": max_steps}
+    if status == "queued":
+        return manager.enqueue_training(config)
+    exp_id = manager.start_training(config)  # starting
+    if status == "starting":
+        return exp_id
+    manager.set_status(exp_id, "running")
+    if status == "stopping":
+        manager.set_status(exp_id, "stopping")
+    elif status != "running":
         manager.update_experiment_status(exp_id, status, error)
     return exp_id
 
@@ -60,17 +62,21 @@ def test_qt_model_checks_with_one_experiment(qtmodeltester, manager, dataset_id)
 
 
 def test_qt_model_checks_with_several_experiments_and_updates(qtmodeltester, manager, dataset_id):
-    ids = [new_experiment(manager, dataset_id, f"run{i}", status=s)
-           for i, s in enumerate(("running", "stopped", "failed", "completed", "interrupted"))]
+    statuses = ("running", "stopped", "failed", "completed", "interrupted", "queued", "starting", "stopping")
+    ids = [new_experiment(manager, dataset_id, f"run{i}", status=s) for i, s in enumerate(statuses)]
     model = ExperimentsTableModel(manager)
-    assert model.rowCount() == 5
+    assert model.rowCount() == 8
     qtmodeltester.check(model)
     # the tester stays connected: the updates below are checked as they happen
     model.set_step(ids[0], 12)
     model.update_experiment(ids[1])
     new_experiment(manager, dataset_id, "late")
     model.refresh()
-    assert model.rowCount() == 6
+    assert model.rowCount() == 9
+    new_experiment(manager, dataset_id, "queued later", status="queued")
+    manager.move_queued(ids[5], 1)
+    model.refresh()  # the queue's order changed: a reset
+    assert model.rowCount() == 10
     qtmodeltester.check(model, force_py=True)
 
 
@@ -103,28 +109,83 @@ def test_error_shows_as_status_tooltip(manager, dataset_id):
 def test_actions_follow_status_and_live_process(manager, dataset_id):
     live = new_experiment(manager, dataset_id, "live")
     orphan = new_experiment(manager, dataset_id, "orphan")  # 'running' but no process held
+    launching = new_experiment(manager, dataset_id, "launching", status="starting")
+    new_experiment(manager, dataset_id, "lost", status="starting")  # 'starting', no process
+    new_experiment(manager, dataset_id, "waiting", status="queued")
     for status in ("stopped", "failed", "interrupted", "completed"):
         new_experiment(manager, dataset_id, status, status=status)
     process = FakeProcess()
     manager.register_process(live, process)
+    manager.register_process(launching, FakeProcess())
     model = ExperimentsTableModel(manager)
     actions = {cell(model, r, "Name"): cell(model, r, "Actions") for r in range(model.rowCount())}
-    assert actions == {"live": "Stop", "orphan": "", "stopped": "Resume", "failed": "Resume",
+    assert actions == {"live": "Stop", "orphan": "", "launching": "Stop", "lost": "",
+                       "waiting": "Start now", "stopped": "Resume", "failed": "Resume",
                        "interrupted": "Resume", "completed": "Resume"}
     # a process registered for a finished row does not turn it into Stop
     stopped = model.experiment_at(row_of_name(model, "stopped"))["id"]
     manager.register_process(stopped, FakeProcess())
     model.update_experiment(stopped)
     assert cell(model, row_of_name(model, "stopped"), "Actions") == "Resume"
-    # registering the orphan's process gives it Stop; stopping the live one gives Resume
+    # registering the orphan's process gives it Stop
     manager.register_process(orphan, FakeProcess())
     model.update_experiment(orphan)
     assert cell(model, row_of_name(model, "orphan"), "Actions") == "Stop"
+    # stopping the live one: it saves its stop checkpoint first (no action meanwhile)
+    manager.set_current_step(live, 8)
     manager.stop_training(live)
-    assert process.stopped == 1
+    assert process.stop_calls == 1 and process.stop_requested
+    model.update_experiment(live)
+    assert cell(model, row_of_name(model, "live"), "Status") == "stopping (saving step 8)"
+    assert cell(model, row_of_name(model, "live"), "Actions") == ""
+    # its process ended (what the RunController does on finished): Resume
+    manager.unregister_process(live, process)
+    manager.set_status(live, "stopped")
     model.update_experiment(live)
     assert cell(model, row_of_name(model, "live"), "Status") == "stopped"
     assert cell(model, row_of_name(model, "live"), "Actions") == "Resume"
+
+
+def test_queued_rows_come_first_in_queue_order_with_their_place(manager, dataset_id):
+    running = new_experiment(manager, dataset_id, "running")
+    first = new_experiment(manager, dataset_id, "first in line", status="queued")
+    second = new_experiment(manager, dataset_id, "second in line", status="queued")
+    third = new_experiment(manager, dataset_id, "third in line", status="queued")
+    model = ExperimentsTableModel(manager)
+    assert [model.experiment_at(r)["id"] for r in range(model.rowCount())] == [first, second, third, running]
+    assert [cell(model, r, "Status") for r in range(3)] == ["queued #1", "queued #2", "queued #3"]
+    assert cell(model, 0, "Started") == ""  # not started yet
+    assert cell(model, 0, "Actions") == "Start now"
+    manager.move_queued(third, -2)
+    model.refresh()
+    assert [model.experiment_at(r)["id"] for r in range(3)] == [third, first, second]
+    assert cell(model, model.row_of(third), "Status") == "queued #1"
+    assert cell(model, model.row_of(second), "Status") == "queued #3"
+    # taken off the queue: stopped, and the others move up
+    manager.stop_training(first)
+    model.refresh()
+    assert cell(model, model.row_of(first), "Status") == "stopped"
+    assert cell(model, model.row_of(first), "Actions") == ""  # it never ran: nothing to resume
+    assert cell(model, model.row_of(second), "Status") == "queued #2"
+
+
+def test_status_column_follows_the_state_machine(manager, dataset_id):
+    exp_id = new_experiment(manager, dataset_id, "run", status="starting")
+    model = ExperimentsTableModel(manager)
+    assert cell(model, 0, "Status") == "starting"
+    manager.set_status(exp_id, "running")
+    manager.set_current_step(exp_id, 1500)
+    manager.set_status(exp_id, "stopping")
+    model.update_experiment(exp_id)
+    assert cell(model, 0, "Status") == "stopping (saving step 1,500)"
+    manager.set_status(exp_id, "stopped")
+    model.update_experiment(exp_id)
+    assert cell(model, 0, "Status") == "stopped"
+    # a transition the state machine does not have is refused; the row stays as it was
+    with pytest.raises(TransitionError):
+        manager.update_experiment_status(exp_id, "running")
+    model.update_experiment(exp_id)
+    assert cell(model, 0, "Status") == "stopped" and cell(model, 0, "Actions") == "Resume"
 
 
 class Recorder:
@@ -172,7 +233,7 @@ def test_update_experiment_emits_data_changed_for_the_whole_row(qtbot, manager, 
 def test_update_of_an_unknown_row_reloads_the_table(qtbot, manager, dataset_id):
     new_experiment(manager, dataset_id, "first")
     model = ExperimentsTableModel(manager)
-    added = new_experiment(manager, dataset_id, "added")
+    added = new_experiment(manager, dataset_id, "added", status="stopped")  # a live run cannot be deleted
     with qtbot.waitSignal(model.rowsInserted, timeout=1000):
         model.update_experiment(added)
     assert model.rowCount() == 2 and model.row_of(added) >= 0
@@ -185,7 +246,7 @@ def test_update_of_an_unknown_row_reloads_the_table(qtbot, manager, dataset_id):
 def test_refresh_inserts_and_removes_rows_without_a_reset(qtmodeltester, manager, dataset_id):
     """A view keeps its selection: persistent indexes follow their experiment."""
     first = new_experiment(manager, dataset_id, "first")
-    second = new_experiment(manager, dataset_id, "second")
+    second = new_experiment(manager, dataset_id, "second", status="stopped")  # to be deleted
     last = new_experiment(manager, dataset_id, "last")  # so that SQLite reuses no id
     model = ExperimentsTableModel(manager)
     qtmodeltester.check(model)

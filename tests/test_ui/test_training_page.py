@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from PyQt6 import sip
 from PyQt6.QtCore import QCoreApplication, QEvent, Qt
 from PyQt6.QtWidgets import QMessageBox, QPushButton
 
-from fake_process import FakeProcess  # tests/ helper
+from fake_process import FakeProcess, FakeProcessFactory  # tests/ helper
 
-from rave_gui.core.signals import app_signals
+from rave_gui.backend.runs import RunController
+from rave_gui.backend.training import TrainingManager
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, COLUMNS
 from rave_gui.ui.pages.training import TrainingPage
 
@@ -47,8 +49,16 @@ def dispose(widget) -> None:
 
 
 @pytest.fixture
+def manager(db, tmp_path):
+    """A machine without a GPU (one CPU slot): the queue does not depend on this computer."""
+    return TrainingManager(db, runs_root=tmp_path / "runs", gpus=[])
+
+
+@pytest.fixture
 def page(qtbot, db, manager, fake_rave):
     widget = TrainingPage(db, manager=manager)
+    # every launch builds a FakeProcess: no test here ever starts a real `rave train`
+    widget.controller.process_factory = FakeProcessFactory()
     widget.resize(1200, 800)
     widget.show()
     qtbot.waitExposed(widget)
@@ -57,9 +67,16 @@ def page(qtbot, db, manager, fake_rave):
 
 
 @pytest.fixture
+def factory(page) -> FakeProcessFactory:
+    """What the page's controller built for each launch (start, start now, resume, the queue)."""
+    return page.controller.process_factory
+
+
+@pytest.fixture
 def main_window(qtbot, db, fake_rave):
     from rave_gui.main_window import MainWindow
     window = MainWindow(db)
+    window.runs.process_factory = FakeProcessFactory()
     window.show()
     qtbot.waitExposed(window)
     yield window
@@ -67,19 +84,55 @@ def main_window(qtbot, db, fake_rave):
     dispose(window)
 
 
-def new_experiment(manager, dataset_id, name="run", max_steps=60, **extra) -> int:
-    return manager.start_training({"name": name, "dataset_id": dataset_id, "max_steps": max_steps, **extra})
+def config(dataset_id, name="run", max_steps=60, **extra) -> dict:
+    return {"name": name, "dataset_id": dataset_id, "max_steps": max_steps, **extra}
 
 
-def live_run(page, manager, dataset_id, name="run", max_steps=60):
+def new_experiment(manager, dataset_id, name="run", max_steps=60, status="starting", **extra) -> int:
+    """A run record (no process): ``starting`` as start_training leaves it, or ``running``."""
+    exp_id = manager.start_training(config(dataset_id, name, max_steps, **extra))
+    if status == "running":
+        manager.set_status(exp_id, "running")
+    return exp_id
+
+
+def live_run(page, manager, dataset_id, name="run", max_steps=60, started=True):
+    """A run whose (fake) process the page's controller holds; ``started``: the
+    process reported in, so the run is ``running`` (else still ``starting``)."""
     exp_id = new_experiment(manager, dataset_id, name, max_steps)
-    fake = FakeProcess()
-    page.attach(exp_id, fake)
+    fake = FakeProcess(exp_id)
+    page.controller.adopt(exp_id, fake, device="cpu")
+    fake.start()
+    if started:
+        fake.report_started()
     return exp_id, fake
+
+
+def report_step(manager, exp_id, fake, step, total):
+    """What TrainingProcess does for a launcher step line: store it, then say it."""
+    manager.set_current_step(exp_id, step)
+    fake.step_update.emit(step, total)
+
+
+def give_checkpoint(manager, exp_id, name="stopped-step=8.ckpt", step=8) -> Path:
+    """A RAVE run folder with one checkpoint (and the launcher's index entry)."""
+    exp = manager.get_experiment(exp_id)
+    run_dir = Path(exp["out_dir"]) / f"{exp['name']}_0a1b2c3d"
+    folder = run_dir / "version_0" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b"\0" * 32)
+    with open(folder / "rave-gui-index.jsonl", "a") as fh:
+        fh.write(json.dumps({"file": name, "step": step, "validation": None, "time": 0}) + "\n")
+    manager.set_run_dir(exp_id, run_dir)
+    return folder / name
 
 
 def cell(page, exp_id, column):
     return page.model.index(page.model.row_of(exp_id), COLUMNS.index(column)).data()
+
+
+def table_ids(page):
+    return [page.model.experiment_at(row)["id"] for row in range(page.model.rowCount())]
 
 
 def selected_rows(page):
@@ -96,6 +149,15 @@ def click_action(qtbot, page, exp_id):
     rect = page.table.visualRect(index)
     assert rect.isValid() and rect.width() > 10, "the Actions cell is not on screen"
     qtbot.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def click(qtbot, button):
+    assert button.isVisible() and button.isEnabled(), f"{button.text()!r} cannot be clicked"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def queue_button(page, text) -> QPushButton:
+    return next(b for b in page.queue_buttons if b.text() == text)
 
 
 # ---- structure ------------------------------------------------------------------
@@ -116,10 +178,13 @@ def test_layout_table_tabs_and_buttons(page):
     assert page.config_view.isReadOnly() and page.log_view.isReadOnly()
     buttons = {b.text() for b in page.findChildren(QPushButton)}
     assert {"New Training…", "Stop", "Resume", "Export for nn~ / VST…"} <= buttons
+    assert [b.text() for b in page.queue_buttons] == ["Start now", "Move up", "Move down"]
+    assert isinstance(page.controller, RunController) and page.manager is page.controller.manager
     # nothing selected: the details are blank and no action is possible
     assert page.selected_id is None
     assert page.status_label.text() == page.step_label.text() == "–"
     assert not any(b.isEnabled() for b in (page.stop_button, page.resume_button, page.export_button))
+    assert not any(b.isVisible() for b in page.queue_buttons)
 
 
 def test_empty_state_until_a_run_exists(page, manager, dataset_id):
@@ -131,6 +196,24 @@ def test_empty_state_until_a_run_exists(page, manager, dataset_id):
 
 
 # ---- a live run -------------------------------------------------------------------
+
+def test_a_new_run_is_starting_until_its_process_reports_in(qtbot, page, manager, dataset_id, factory):
+    with qtbot.waitSignal(page.run_started, timeout=1000) as started:
+        exp_id = page.start_run(config(dataset_id, "fresh", max_steps=60))
+    assert started.args == [exp_id] and page.last_error is None
+    assert factory.calls == [(exp_id, False)]
+    process = factory.last(exp_id)
+    assert process.start_calls == 1 and process.launch["device"] == "cpu"
+    assert page.controller.live_ids() == [exp_id]
+    assert page.selected_id == exp_id and selected_rows(page) == [page.model.row_of(exp_id)]
+    assert manager.get_experiment(exp_id)["status"] == "starting"
+    assert cell(page, exp_id, "Status") == "starting" and cell(page, exp_id, "Actions") == "Stop"
+    assert page.status_label.text() == "starting" and page.stop_button.isEnabled()
+    assert not page.resume_button.isEnabled() and not page.export_button.isEnabled()
+    process.report_started()
+    assert manager.get_experiment(exp_id)["status"] == "running"
+    assert cell(page, exp_id, "Status") == "running" and page.status_label.text() == "running"
+
 
 def test_live_metrics_steps_and_log(qtbot, page, manager, dataset_id):
     exp_id, fake = live_run(page, manager, dataset_id, "live", max_steps=60)
@@ -188,60 +271,109 @@ def test_log_follows_new_lines_unless_scrolled_up(qtbot, page, manager, dataset_
 def test_clicking_stop_in_the_table_stops_the_run(qtbot, page, manager, dataset_id):
     exp_id, fake = live_run(page, manager, dataset_id)
     page.select_experiment(exp_id)
+    report_step(manager, exp_id, fake, 8, 60)
     assert cell(page, exp_id, "Actions") == "Stop"
     click_action(qtbot, page, exp_id)
+    assert fake.stop_calls == 1 and fake.stop_requested
+    # the launcher saves its stop checkpoint: the run is stopping until its process ends
+    assert manager.get_experiment(exp_id)["status"] == "stopping"
+    assert manager.is_active(exp_id) and page.live_runs() == [exp_id]
+    assert cell(page, exp_id, "Status") == "stopping (saving step 8)"
+    assert cell(page, exp_id, "Actions") == ""
+    assert page.status_label.text() == "stopping (saving step 8)"
+    assert not any(b.isEnabled() for b in (page.stop_button, page.resume_button, page.export_button))
+    click_action(qtbot, page, exp_id)  # nothing to click while it saves
     assert fake.stop_calls == 1
+
+    fake.finish("stopped", False, "Stopped at step 8.")
     assert manager.get_experiment(exp_id)["status"] == "stopped"
-    assert not manager.is_active(exp_id)
+    assert manager.get_experiment(exp_id)["error"] is None  # a stop is not a failure
+    assert not manager.is_active(exp_id) and page.live_runs() == []
     assert cell(page, exp_id, "Status") == "stopped"
     assert cell(page, exp_id, "Actions") == "Resume"
     assert page.status_label.text() == "stopped"
     assert not page.stop_button.isEnabled() and page.resume_button.isEnabled()
-    assert page.live_runs() == []
+    assert page.export_button.isEnabled()
 
 
-def test_clicking_resume_in_the_table_relaunches(qtbot, page, manager, dataset_id, monkeypatch):
+def test_clicking_resume_in_the_table_relaunches(qtbot, page, manager, dataset_id, factory):
     exp_id, fake = live_run(page, manager, dataset_id)
-    manager.stop_training(exp_id)
-    fake.finished.emit(False, "Stopped at step 0.")
-    page.model.update_experiment(exp_id)
-    launched = []
-
-    def fake_launch(experiment_id, resume=False):
-        process = FakeProcess()
-        launched.append((experiment_id, resume))
-        page.attach(experiment_id, process)
-        process.start()
-        return process
-    monkeypatch.setattr(page, "launch", fake_launch)
+    report_step(manager, exp_id, fake, 8, 60)
+    page.stop_experiment(exp_id)
+    give_checkpoint(manager, exp_id, "stopped-step=8.ckpt", step=8)  # the launcher's stop checkpoint
+    fake.finish("stopped", False, "Stopped at step 8.")
+    assert cell(page, exp_id, "Actions") == "Resume"
     click_action(qtbot, page, exp_id)
-    assert launched == [(exp_id, True)]
-    assert manager.get_experiment(exp_id)["status"] == "running"
+    assert factory.calls == [(exp_id, True)] and page.last_error is None
+    resumed = factory.last(exp_id)
+    assert resumed.start_calls == 1 and page.controller.live_run(exp_id).process is resumed
+    assert manager.get_experiment(exp_id)["status"] == "starting"
     assert cell(page, exp_id, "Actions") == "Stop" and page.selected_id == exp_id
+    assert page.step_label.text() == "8 / 60"
+    resumed.report_started()
+    assert cell(page, exp_id, "Status") == "running" and page.status_label.text() == "running"
+    assert fake.stop_calls == 1  # the old process is not touched again
 
 
-def test_clicking_an_empty_actions_cell_does_nothing(qtbot, page, manager, dataset_id):
-    exp_id = new_experiment(manager, dataset_id, "orphan")  # running, but no process held
+def test_clicking_an_empty_actions_cell_does_nothing(qtbot, page, manager, dataset_id, factory):
+    exp_id = new_experiment(manager, dataset_id, "orphan", status="running")  # no process held
     page.model.refresh()
     assert cell(page, exp_id, "Actions") == ""
     click_action(qtbot, page, exp_id)
     assert manager.get_experiment(exp_id)["status"] == "running" and page.last_error is None
+    assert factory.calls == []
 
 
 def test_finished_signal_updates_the_row(qtbot, page, manager, dataset_id):
     exp_id, fake = live_run(page, manager, dataset_id)
     page.select_experiment(exp_id)
-    # what TrainingProcess does in its thread before it emits finished
-    manager.unregister_process(exp_id, fake)
-    manager.update_experiment_status(exp_id, "completed")
-    fake.finished.emit(True, "Completed 60 steps.")
-    assert exp_id not in page.live
+    report_step(manager, exp_id, fake, 60, 60)
+    fake.finish("completed", True, "Completed 60 steps.")
+    assert not page.controller.is_live(exp_id) and not manager.is_active(exp_id)
+    assert manager.get_experiment(exp_id)["status"] == "completed"
     assert cell(page, exp_id, "Status") == "completed" and cell(page, exp_id, "Actions") == "Resume"
     assert page.status_label.text() == "completed"
     assert page.export_button.isEnabled() and page.resume_button.isEnabled()
+    assert not page.stop_button.isEnabled()
 
 
-# ---- past runs and application signals ----------------------------------------------------------
+def test_a_failed_run_says_why(qtbot, page, manager, dataset_id):
+    exp_id, fake = live_run(page, manager, dataset_id)
+    page.select_experiment(exp_id)
+    fake.finish("failed", False, "CUDA out of memory.")
+    assert manager.get_experiment(exp_id)["status"] == "failed"
+    assert cell(page, exp_id, "Status") == "failed" and cell(page, exp_id, "Actions") == "Resume"
+    index = page.model.index(page.model.row_of(exp_id), COLUMNS.index("Status"))
+    assert index.data(Qt.ItemDataRole.ToolTipRole) == "CUDA out of memory."
+    assert page.status_label.text() == "failed: CUDA out of memory."
+    assert page.live_runs() == []
+
+
+def test_a_warning_reaches_the_page_and_the_run_goes_on(qtbot, page, manager, dataset_id):
+    exp_id, fake = live_run(page, manager, dataset_id)
+    page.select_experiment(exp_id)
+    text = "The app cannot write this run's history to its database (database is locked)."
+    with qtbot.waitSignal(page.controller.warning, timeout=1000) as warned:
+        fake.warning.emit(text)
+    assert warned.args == [exp_id, text]
+    assert page.last_warning == text
+    assert page.last_error is None and not page.findChildren(QMessageBox)  # no dialog: nothing to answer
+    assert manager.get_experiment(exp_id)["status"] == "running" and page.live_runs() == [exp_id]
+    assert page.status_label.text() == "running"
+
+
+def test_a_checkpoint_saved_refreshes_the_checkpoints_tab(qtbot, page, manager, dataset_id):
+    exp_id, fake = live_run(page, manager, dataset_id)
+    page.select_experiment(exp_id)
+    assert page.checkpoints.checkpoints() == []
+    path = give_checkpoint(manager, exp_id, "epoch-epoch=0000.ckpt", step=10)
+    fake.checkpoint_saved.emit(str(path))
+    # coalesced (a flood of validations never stalls the window), then shown
+    qtbot.waitUntil(lambda: [c["path"] for c in page.checkpoints.checkpoints()] == [str(path)], timeout=3000)
+    assert page.checkpoints.checkpoints()[0]["step"] == 10
+
+
+# ---- past runs and the controller's signals ----------------------------------------------------
 
 def test_selecting_a_past_run_shows_its_history_and_config(qtbot, page, manager, dataset_id):
     exp_id = new_experiment(manager, dataset_id, "past", max_steps=300, batch_size=4)
@@ -259,10 +391,11 @@ def test_selecting_a_past_run_shows_its_history_and_config(qtbot, page, manager,
     assert page.status_label.text() == "completed"
     text = page.config_view.toPlainText()
     config_json = text.split("Configuration:\n", 1)[1].split("\n\nFinal metrics:", 1)[0]
-    config = json.loads(config_json)
-    assert config["name"] == "past" and config["max_steps"] == 300 and config["batch_size"] == 4
-    assert config["dataset_id"] == dataset_id
+    stored = json.loads(config_json)
+    assert stored["name"] == "past" and stored["max_steps"] == 300 and stored["batch_size"] == 4
+    assert stored["dataset_id"] == dataset_id
     assert '"loss": 1.5' in text  # the final metrics
+    assert "started at step 0" in text and "completed at step 150" in text  # the history of the run
     # another selection replaces the plot's data, with one synchronous draw
     other = new_experiment(manager, dataset_id, "empty")
     page.model.refresh()
@@ -290,43 +423,67 @@ def test_stored_log_is_shown_without_progress_bars(qtbot, page, manager, dataset
     assert page.log_view.toPlainText().splitlines() == ["first line", "last line"]
 
 
-def test_experiment_changed_refreshes_the_row(qtbot, page, manager, dataset_id):
-    exp_id = new_experiment(manager, dataset_id, "watched")
-    other = new_experiment(manager, dataset_id, "other")
+def test_run_changed_refreshes_the_row(qtbot, page, manager, dataset_id):
+    exp_id = new_experiment(manager, dataset_id, "watched", status="running")
+    other, fake = live_run(page, manager, dataset_id, "other")
     page.model.refresh()
     page.select_experiment(exp_id)
     assert cell(page, exp_id, "Status") == "running"
     manager.update_experiment_status(exp_id, "failed", "CUDA out of memory.")
-    app_signals().experiment_changed.emit(exp_id)
+    page.controller.run_changed.emit(exp_id, "status")
     assert cell(page, exp_id, "Status") == "failed" and cell(page, exp_id, "Actions") == "Resume"
     assert page.status_label.text() == "failed: CUDA out of memory."
     assert cell(page, other, "Status") == "running"
-    # the training_failed signal, with its reason, also reaches the row
-    manager.update_experiment_status(other, "failed", "boom")
-    app_signals().training_failed.emit(other, "boom")
+    # the other run's process ends with a reason: its row says so too
+    fake.finish("failed", False, "boom")
     assert cell(page, other, "Status") == "failed"
+    assert manager.get_experiment(other)["error"] == "boom"
 
 
-def test_a_deleted_page_no_longer_answers_application_signals(qtbot, db, manager, dataset_id):
+def test_a_deleted_page_no_longer_answers_the_controller(qtbot, db, manager, dataset_id):
+    """The controller outlives a page (the main window owns it): a deleted page
+    must not be called by its signals."""
+    controller = RunController(manager)
     exp_id = new_experiment(manager, dataset_id, "watched")
-    widget = TrainingPage(db, manager=manager)
+    widget = TrainingPage(db, controller=controller)
     seen = []
     widget.model.dataChanged.connect(lambda *args: seen.append(args))
-    app_signals().experiment_changed.emit(exp_id)
+    controller.run_changed.emit(exp_id, "status")
     assert seen, "a living page refreshes the row"
     dispose(widget)
     seen.clear()
-    for signal in ("training_completed", "training_stopped", "experiment_changed"):
-        getattr(app_signals(), signal).emit(exp_id)
-    app_signals().training_failed.emit(exp_id, "boom")  # would raise if still connected
+    for what in ("status", "queue", "checkpoints", "export"):
+        controller.run_changed.emit(exp_id, what)  # would raise if still connected
+    controller.step_changed.emit(exp_id, 5, 60)
+    controller.metrics_added.emit(exp_id, {"step": 5, "loss": 1.0})
+    controller.log_line.emit(exp_id, "a line")
+    controller.export_progress.emit(exp_id, 50, "script model")
+    controller.export_done.emit(exp_id, False, "boom")
+    controller.warning.emit(exp_id, "careful")
     assert seen == []
+    controller.deleteLater()
 
 
-def test_resuming_a_completed_run_asks_for_more_steps(qtbot, page, manager, dataset_id, monkeypatch):
+def test_a_run_left_running_by_an_earlier_session_is_interrupted(qtbot, db, manager, dataset_id, fake_rave):
+    exp_id = new_experiment(manager, dataset_id, "left behind", status="running")  # its process is gone
+    widget = TrainingPage(db, manager=manager)
+    try:
+        assert manager.get_experiment(exp_id)["status"] == "interrupted"
+        assert widget.controller.live_ids() == []
+        assert cell(widget, exp_id, "Status") == "interrupted"
+        assert cell(widget, exp_id, "Actions") == "Resume"
+        index = widget.model.index(widget.model.row_of(exp_id), COLUMNS.index("Status"))
+        assert "cannot be resumed" in index.data(Qt.ItemDataRole.ToolTipRole)  # it saved no checkpoint
+    finally:
+        dispose(widget)
+
+
+def test_resuming_a_completed_run_asks_for_more_steps(qtbot, page, manager, dataset_id, factory, monkeypatch):
     from PyQt6.QtWidgets import QInputDialog
     exp_id = new_experiment(manager, dataset_id, "done", max_steps=60)
     manager.set_current_step(exp_id, 60)
     manager.update_experiment_status(exp_id, "completed")
+    give_checkpoint(manager, exp_id, "last.ckpt", step=None)
     page.model.refresh()
     asked = []
     answer = (0, False)
@@ -335,14 +492,17 @@ def test_resuming_a_completed_run_asks_for_more_steps(qtbot, page, manager, data
         asked.append((value, low))
         return answer
     monkeypatch.setattr(QInputDialog, "getInt", get_int)
-    monkeypatch.setattr(page, "launch", lambda e, resume=False: page.attach(e, FakeProcess()))
-    assert page.resume_experiment(exp_id) is None  # cancelled
+    assert page.resume_experiment(exp_id) is False  # cancelled
     assert asked == [(120, 61)] and manager.get_experiment(exp_id)["status"] == "completed"
+    assert factory.calls == []
     answer = (90, True)
-    page.resume_experiment(exp_id)
+    assert page.resume_experiment(exp_id) is True
     exp = manager.get_experiment(exp_id)
-    assert exp["status"] == "running" and exp["config"]["max_steps"] == 90
+    assert exp["status"] == "starting" and exp["config"]["max_steps"] == 90
+    assert factory.calls == [(exp_id, True)]
     assert page.selected_id == exp_id and page.step_label.text() == "60 / 90"
+    factory.last(exp_id).report_started()
+    assert page.status_label.text() == "running" and cell(page, exp_id, "Steps") == "60 / 90"
 
 
 def test_a_deleted_selected_run_leaves_blank_details(qtbot, page, manager, dataset_id):
@@ -355,7 +515,7 @@ def test_a_deleted_selected_run_leaves_blank_details(qtbot, page, manager, datas
     page.select_experiment(gone)
     assert page.name_label.text() == "gone"
     manager.delete_experiment(gone)
-    app_signals().experiment_changed.emit(gone)
+    page.controller.run_changed.emit(gone, "status")
     assert page.model.rowCount() == 2 and page.model.row_of(gone) == -1
     assert page.selected_id is None and page.name_label.text() == "–"
     assert not page.resume_button.isEnabled()
@@ -363,7 +523,7 @@ def test_a_deleted_selected_run_leaves_blank_details(qtbot, page, manager, datas
 
 # ---- refusals, with a sentence ------------------------------------------------------------------
 
-def test_start_run_with_an_invalid_config_is_refused(qtbot, page, manager, dataset_id):
+def test_start_run_with_an_invalid_config_is_refused(qtbot, page, manager, dataset_id, factory):
     assert page.start_run({"name": "", "dataset_id": dataset_id}) is None
     assert page.last_error == "Give the run a name."
     assert manager.list_experiments() == [] and page.model.rowCount() == 0
@@ -371,28 +531,53 @@ def test_start_run_with_an_invalid_config_is_refused(qtbot, page, manager, datas
     close_message_boxes(page)
     assert page.start_run({"name": "ok", "dataset_id": dataset_id, "max_steps": 0}) is None
     assert "Max steps" in page.last_error and manager.list_experiments() == []
+    assert page.start_run({"name": "ok", "dataset_id": dataset_id, "max_steps": 0}, queue=True) is None
+    assert manager.list_experiments() == [] and factory.calls == []
 
 
-def test_resume_of_a_running_run_is_refused(qtbot, page, manager, dataset_id):
+def test_resume_of_a_running_run_is_refused(qtbot, page, manager, dataset_id, factory):
     exp_id, fake = live_run(page, manager, dataset_id)
-    assert page.resume_experiment(exp_id) is None
+    assert page.resume_experiment(exp_id) is False
     assert page.last_error == "This run is still running."
-    assert fake.stop_calls == 0 and page.live[exp_id].process is fake
+    assert fake.stop_calls == 0 and page.controller.live_run(exp_id).process is fake
+    assert factory.calls == []
 
 
-def test_export_without_checkpoint_is_refused(qtbot, page, manager, dataset_id):
+def test_resume_of_a_stopping_run_is_refused(qtbot, page, manager, dataset_id, factory):
+    exp_id, fake = live_run(page, manager, dataset_id)
+    page.stop_experiment(exp_id)
+    give_checkpoint(manager, exp_id)
+    assert page.resume_experiment(exp_id) is False
+    assert "still stopping" in page.last_error
+    assert factory.calls == [] and manager.get_experiment(exp_id)["status"] == "stopping"
+    close_message_boxes(page)
+    fake.finish()  # the checkpoint is saved: now it can be resumed
+    assert page.resume_experiment(exp_id) is True and factory.calls == [(exp_id, True)]
+
+
+def test_export_without_checkpoint_is_refused(qtbot, page, manager, dataset_id, monkeypatch):
     exp_id, fake = live_run(page, manager, dataset_id, "nockpt")
     page.stop_experiment(exp_id)
-    fake.finished.emit(False, "Stopped at step 0.")
+    fake.finish("stopped", False, "Stopped at step 0.")
     page.select_experiment(exp_id)
     assert page.export_button.isEnabled()
-    process = page.export_experiment(exp_id)
-    assert process is not None
+    started = []
+    export = page.controller.export
+    monkeypatch.setattr(page.controller, "export", lambda *args: started.append(export(*args)) or started[-1])
+    assert page.export_experiment(exp_id) is True
+    assert len(started) == 1 and page.controller.exporting(exp_id)
     qtbot.waitUntil(lambda: page.last_error is not None, timeout=10_000)
     assert "no checkpoint" in page.last_error and page.last_error.startswith("Export failed:")
-    assert exp_id not in page.exports
-    assert process.wait(5000)
-    assert page.export_button.isEnabled() and page.export_label.text() == ""
+    assert not page.controller.exporting(exp_id)
+    assert started[0].wait(5000)
+    qtbot.waitUntil(lambda: page.export_button.isEnabled(), timeout=3000)
+    assert page.export_label.text() == ""
+
+
+def test_export_of_a_live_run_is_refused(qtbot, page, manager, dataset_id):
+    exp_id, fake = live_run(page, manager, dataset_id)
+    assert page.export_experiment(exp_id) is False
+    assert "Stop the run" in page.last_error and not page.controller.exporting(exp_id)
 
 
 # ---- two live runs -------------------------------------------------------------------------------
@@ -415,7 +600,8 @@ def test_two_live_runs_keep_their_own_state(qtbot, page, manager, dataset_id):
     assert page.step_label.text() == "0 / 100"
     assert "second run line" not in page.log_view.toPlainText()
     assert cell(page, second, "Steps") == "40 / 200" and cell(page, first, "Steps") == "0 / 100"
-    assert page.live[second].step == 40 and page.live[first].step == 0
+    live = page.controller.live_run
+    assert live(second).step == 40 and live(first).step == 0
 
     page.select_experiment(second)
     assert page.selected_id == second
@@ -425,13 +611,18 @@ def test_two_live_runs_keep_their_own_state(qtbot, page, manager, dataset_id):
     fake_a.metrics_update.emit({"step": 20, "loss": 0.9})
     fake_b.metrics_update.emit({"step": 60, "loss": 7.0})
     assert history_points(page, "loss") == [(20.0, 9.0), (40.0, 8.0), (60.0, 7.0)]
-    # stopping one leaves the other running
-    page.stop_experiment(second)
+    # stopping one (the details panel's Stop) leaves the other running
+    click(qtbot, page.stop_button)
     assert fake_b.stop_calls == 1 and fake_a.stop_calls == 0
+    assert cell(page, second, "Status") == "stopping (saving step 40)"
+    assert cell(page, first, "Status") == "running"
+    assert sorted(page.live_runs()) == sorted([first, second])  # it still saves its checkpoint
+    fake_b.finish()
     assert page.live_runs() == [first]
+    assert cell(page, second, "Status") == "stopped" and cell(page, first, "Status") == "running"
 
 
-def test_attaching_a_run_keeps_the_selected_row(qtbot, page, manager, dataset_id):
+def test_adopting_a_run_keeps_the_selected_row(qtbot, page, manager, dataset_id):
     first, _ = live_run(page, manager, dataset_id, "first")
     page.select_experiment(first)
     second, _ = live_run(page, manager, dataset_id, "second")
@@ -439,11 +630,145 @@ def test_attaching_a_run_keeps_the_selected_row(qtbot, page, manager, dataset_id
     assert selected_rows(page) == [page.model.row_of(first)]
 
 
+# ---- the queue --------------------------------------------------------------------------------------
+
+def test_queued_runs_show_their_place_and_move_up_and_down(qtbot, page, manager, dataset_id, factory):
+    page.controller.autostart = False
+    first = page.start_run(config(dataset_id, "first"), queue=True)
+    second = page.start_run(config(dataset_id, "second"), queue=True)
+    qtbot.wait(20)  # the controller's scheduling turn: nothing starts
+    assert factory.calls == [] and page.controller.queued() == [first, second]
+    assert table_ids(page) == [first, second]
+    assert cell(page, first, "Status") == "queued #1" and cell(page, second, "Status") == "queued #2"
+    assert cell(page, first, "Actions") == cell(page, second, "Actions") == "Start now"
+    assert cell(page, first, "Started") == ""
+    # start_run selected the new row; the details offer the queue's actions
+    assert page.selected_id == second and page.status_label.text() == "queued"
+    assert page.stop_button.text() == "Remove from queue" and page.stop_button.isEnabled()
+    assert all(b.isVisible() for b in page.queue_buttons)
+    assert not page.resume_button.isEnabled() and not page.export_button.isEnabled()
+
+    click(qtbot, queue_button(page, "Move up"))
+    assert page.controller.queued() == [second, first]
+    assert table_ids(page) == [second, first]
+    assert cell(page, second, "Status") == "queued #1" and cell(page, first, "Status") == "queued #2"
+    assert page.selected_id == second and page.name_label.text() == "second"
+
+    click(qtbot, queue_button(page, "Move down"))
+    assert page.controller.queued() == [first, second]
+    assert table_ids(page) == [first, second]
+    assert cell(page, first, "Status") == "queued #1" and cell(page, second, "Status") == "queued #2"
+    assert page.last_error is None and factory.calls == []
+
+
+def test_moving_a_queued_run_keeps_it_selected(qtbot, page, manager, dataset_id):
+    page.controller.autostart = False
+    page.start_run(config(dataset_id, "first"), queue=True)
+    second = page.start_run(config(dataset_id, "second"), queue=True)
+    assert selected_rows(page) == [page.model.row_of(second)]
+    click(qtbot, queue_button(page, "Move up"))
+    assert page.selected_id == second
+    assert selected_rows(page) == [page.model.row_of(second)], "the moved row stays selected"
+
+
+def test_the_other_queued_rows_are_repainted_with_their_new_place(qtbot, page, manager, dataset_id):
+    page.controller.autostart = False
+    first = page.start_run(config(dataset_id, "first"), queue=True)
+    second = page.start_run(config(dataset_id, "second"), queue=True)
+    status_column = COLUMNS.index("Status")
+    repainted = []
+    page.model.modelReset.connect(lambda: repainted.append("all"))
+    page.model.dataChanged.connect(lambda top_left, bottom_right, *_: repainted.append(
+        (top_left.row(), bottom_right.row(), top_left.column(), bottom_right.column())))
+    page.controller.stop(first)  # taken off the queue: the second becomes the first
+    row = page.model.row_of(second)
+    assert cell(page, second, "Status") == "queued #1"
+    assert any(change == "all" or (change[0] <= row <= change[1] and change[2] <= status_column <= change[3])
+               for change in repainted), "the view still shows 'queued #2'"
+
+
+def test_removing_a_queued_run_means_it_never_starts(qtbot, page, manager, dataset_id, factory):
+    busy, fake = live_run(page, manager, dataset_id, "busy")  # holds the one CPU slot
+    removed = page.start_run(config(dataset_id, "removed"), queue=True)
+    waiting = page.start_run(config(dataset_id, "waiting"), queue=True)
+    qtbot.wait(20)
+    assert factory.calls == [], "the CPU is busy: the queued runs wait"
+    assert cell(page, removed, "Status") == "queued #1" and cell(page, waiting, "Status") == "queued #2"
+    page.select_experiment(removed)
+    assert page.stop_button.text() == "Remove from queue"
+    click(qtbot, page.stop_button)
+    assert manager.get_experiment(removed)["status"] == "stopped"
+    assert page.controller.queued() == [waiting]
+    assert cell(page, removed, "Status") == "stopped"
+    assert page.status_label.text() == "stopped" and page.stop_button.text() == "Stop"
+    assert not page.stop_button.isEnabled() and not any(b.isVisible() for b in page.queue_buttons)
+    assert [e["kind"] for e in manager.get_events(removed)] == ["queued", "removed from queue"]
+    assert cell(page, waiting, "Status") == "queued #1"
+    assert page.controller.live_ids() == [busy] and fake.stop_calls == 0  # the live run goes on
+    # the CPU frees up: the waiting run starts, the removed one never does
+    fake.finish("completed", True, "Completed 60 steps.")
+    qtbot.waitUntil(lambda: factory.calls != [], timeout=3000)
+    qtbot.wait(50)
+    assert factory.calls == [(waiting, False)]
+    assert manager.get_experiment(removed)["status"] == "stopped"
+    assert cell(page, waiting, "Status") == "starting" and cell(page, waiting, "Actions") == "Stop"
+    assert page.controller.live_ids() == [waiting]
+
+
+def test_start_now_starts_a_queued_run(qtbot, page, manager, dataset_id, factory):
+    busy, _ = live_run(page, manager, dataset_id, "busy")  # the CPU is taken: the queue waits
+    by_button = page.start_run(config(dataset_id, "by button"), queue=True)
+    by_table = page.start_run(config(dataset_id, "by table"), queue=True)
+    qtbot.wait(20)
+    assert factory.calls == []
+    page.select_experiment(by_button)
+    click(qtbot, queue_button(page, "Start now"))  # whatever else runs
+    assert factory.calls == [(by_button, False)] and factory.last(by_button).start_calls == 1
+    assert manager.get_experiment(by_button)["status"] == "starting"
+    assert cell(page, by_button, "Status") == "starting" and cell(page, by_button, "Actions") == "Stop"
+    assert page.status_label.text() == "starting"
+    assert page.stop_button.text() == "Stop" and page.stop_button.isEnabled()
+    assert not any(b.isVisible() for b in page.queue_buttons)
+    assert page.controller.queued() == [by_table]
+    # the table's "Start now" does the same
+    assert cell(page, by_table, "Actions") == "Start now"
+    click_action(qtbot, page, by_table)
+    assert factory.calls == [(by_button, False), (by_table, False)]
+    assert manager.get_experiment(by_table)["status"] == "starting" and page.controller.queued() == []
+    assert sorted(page.controller.live_ids()) == sorted([busy, by_button, by_table])
+    assert page.last_error is None
+
+
+def test_a_queued_run_that_cannot_launch_fails_with_a_warning(qtbot, page, manager, dataset_id, factory):
+    page.controller.autostart = False
+    broken = page.start_run(config(dataset_id, "broken"), queue=True)
+    fine = page.start_run(config(dataset_id, "fine"), queue=True)
+
+    def refuse_the_first(manager_, experiment_id, **launch):
+        if experiment_id == broken:
+            raise ValueError("The dataset of this run was removed.")
+        return factory(manager_, experiment_id, **launch)
+    page.controller.process_factory = refuse_the_first
+    page.controller.autostart = True
+    page.controller.schedule()
+    assert manager.get_experiment(broken)["status"] == "failed"
+    assert "The dataset of this run was removed." in manager.get_experiment(broken)["error"]
+    assert cell(page, broken, "Status") == "failed"
+    assert page.last_warning.startswith("The queued run could not start")
+    assert factory.calls == [(fine, False)], "one bad queued run does not block the others"
+    assert cell(page, fine, "Status") == "starting"
+
+
 # ---- closing the window with live runs -----------------------------------------------------------
 
 def test_main_window_close_asks_before_stopping_live_runs(main_window, dataset_id):
     window, page = main_window, main_window.training_page
-    runs = [live_run(page, page.manager, dataset_id, name) for name in ("a", "b")]
+    assert page.controller is window.runs
+    runs = [live_run(page, page.manager, dataset_id, name) for name in ("a", "b", "c")]
+    (saving, saving_fake), (running, _), (finished, finished_fake) = runs
+    page.stop_experiment(saving)  # still saving its stop checkpoint: it counts
+    finished_fake.finish("completed", True, "Completed 60 steps.")  # ended: it does not
+    assert page.manager.get_experiment(saving)["status"] == "stopping"
     asked = []
 
     def refuse(count):
@@ -452,17 +777,35 @@ def test_main_window_close_asks_before_stopping_live_runs(main_window, dataset_i
     window.confirm_stop = refuse
     assert window.close() is False
     assert asked == [2] and window.isVisible()
-    assert sorted(page.live_runs()) == sorted(e for e, _ in runs)
-    assert all(fake.stop_calls == 0 for _, fake in runs)
+    assert sorted(page.live_runs()) == sorted([saving, running])
+    assert runs[1][1].stop_calls == 0
+    assert page.manager.get_experiment(running)["status"] == "running"
 
+    for _, fake in runs:
+        fake.finish_on_stop = True  # each saves its checkpoint, then ends
     window.confirm_stop = lambda count: asked.append(count) or True
     assert window.close() is True
     assert asked == [2, 2] and not window.isVisible()
-    assert all(fake.stop_calls == 1 for _, fake in runs)
+    assert saving_fake.stop_requested and runs[1][1].stop_calls == 1
     assert page.live_runs() == []
-    assert {page.manager.get_experiment(e)["status"] for e, _ in runs} == {"stopped"}
+    assert {page.manager.get_experiment(e)["status"] for e in (saving, running)} == {"stopped"}
+    assert page.manager.get_experiment(finished)["status"] == "completed"
 
 
-def test_main_window_closes_without_asking_when_nothing_runs(main_window):
+def test_main_window_closes_without_asking_when_nothing_runs(main_window, dataset_id):
+    main_window.runs.autostart = False
+    page = main_window.training_page
+    queued = page.start_run(config(dataset_id, "later"), queue=True)
     main_window.confirm_stop = lambda count: pytest.fail("nothing runs: no question")
     assert main_window.close() is True
+    assert page.manager.get_experiment(queued)["status"] == "queued"  # it waits for the next start
+
+
+def test_a_warning_shows_in_the_main_window_status_bar(main_window, dataset_id):
+    page = main_window.training_page
+    exp_id, fake = live_run(page, page.manager, dataset_id)
+    text = "The database answers again; this run's history is saved."
+    fake.warning.emit(text)
+    assert page.last_warning == text
+    assert main_window.statusBar().currentMessage() == text
+    fake.finish("completed", True, "Completed 60 steps.")

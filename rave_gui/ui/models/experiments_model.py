@@ -96,11 +96,14 @@ class ExperimentsTableModel(QAbstractTableModel):
             return "Stop"
         if exp["status"] == "queued":
             return "Start now"
-        if exp["status"] in RESUMABLE:
+        if exp["status"] in RESUMABLE and exp.get("started_at"):  # a run removed from the queue never ran
             return "Resume"
         return ""
 
     # -- lookups and row updates -----------------------------------------------------
+    def experiments(self) -> list[dict]:
+        return list(self._rows)
+
     def experiment_at(self, row: int) -> dict | None:
         return self._rows[row] if 0 <= row < len(self._rows) else None
 

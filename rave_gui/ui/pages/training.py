@@ -371,11 +371,13 @@ class TrainingPage(QWidget):
         self.stop_button.setText("Remove from queue" if queued else "Stop")
         for button in self.queue_buttons:
             button.setVisible(queued)
-        self.resume_button.setEnabled(not live and exp["status"] not in LIVE and exp["status"] != "queued")
+        self.resume_button.setEnabled(not live and exp["status"] not in LIVE and exp["status"] != "queued"
+                                      and bool(exp.get("started_at")))
         self.export_button.setEnabled(not live and exp["status"] not in LIVE and exp["status"] != "queued"
                                       and not exporting)
         if live_only:
             return
+        self.config_view.setPlainText(self._config_text(exp))  # its history lists the events
         self.checkpoints.set_checkpoints(self.manager.paths(exp).checkpoints() if exp.get("out_dir") else [])
         done = list_exports(self.db, experiment_id)
         if exporting:
@@ -403,8 +405,14 @@ class TrainingPage(QWidget):
 
     def _on_run_changed(self, experiment_id: int, what: str) -> None:
         if what in ("status", "queue"):
-            if what == "queue" or self.model.row_of(experiment_id) < 0:
+            exp = self.manager.get_experiment(experiment_id)
+            in_queue = (exp is not None and exp["status"] == "queued") or any(
+                e["status"] == "queued" for e in self.model.experiments())
+            if what == "queue" or in_queue or self.model.row_of(experiment_id) < 0:
+                # the queue's order and every queued row's place may have changed
                 self.model.refresh()
+                if self.selected_id is not None:
+                    self.select_experiment(self.selected_id)
             else:
                 self.model.update_experiment(experiment_id)
             self._update_empty_state()
