@@ -6,6 +6,7 @@ from PyQt6.QtWidgets import (QHBoxLayout, QListWidget, QMainWindow, QMessageBox,
 
 from rave_gui import __version__
 from rave_gui.backend.runs import RunController
+from rave_gui.backend.tensorboard_service import TensorBoardService
 from rave_gui.backend.training import TrainingManager
 from rave_gui.ui.pages.datasets import DatasetsPage
 from rave_gui.ui.pages.training import TrainingPage
@@ -22,7 +23,8 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         #: the one owner of every run's process (the pages call it)
         self.runs = RunController(TrainingManager(db), parent=self)
-        self.training_page = TrainingPage(self.db, controller=self.runs)
+        self.tensorboard = TensorBoardService()
+        self.training_page = TrainingPage(self.db, controller=self.runs, tensorboard=self.tensorboard)
         self.datasets_page = DatasetsPage(self.db)
         self.pages.addWidget(self.training_page)
         self.pages.addWidget(self.datasets_page)
@@ -54,4 +56,5 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.runs.stop_all()
+        self.tensorboard.stop()
         event.accept()

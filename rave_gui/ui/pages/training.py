@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rave_gui.backend.export import list_exports
 from rave_gui.backend.log_parsing import strip_progress
 from rave_gui.backend.run_state import LIVE, describe
 from rave_gui.backend.runs import RunController
+from rave_gui.backend.tensorboard_service import TensorBoardService
 from rave_gui.backend.training import TrainingManager
 from rave_gui.core.formatting import format_clock
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, ExperimentsTableModel
@@ -45,11 +47,19 @@ def read_log_lines(path: str | None, limit_bytes: int = LOG_TAIL_BYTES) -> list[
 
 class TrainingPage(QWidget):
     run_started = pyqtSignal(int)
+    _tensorboard_done = pyqtSignal(str, str)  # url, error (from the thread that starts it)
 
     def __init__(self, db, parent=None, manager: TrainingManager | None = None,
-                 controller: RunController | None = None):
+                 controller: RunController | None = None, tensorboard: TensorBoardService | None = None):
         super().__init__(parent)
         self.db = db
+        #: the real TensorBoard for "TensorBoard" (the main window stops it on close)
+        self.tensorboard = tensorboard or TensorBoardService()
+        if tensorboard is None:  # this page's own: it goes with the page
+            self.destroyed.connect(self.tensorboard.stop)
+        self.tensorboard_url: str | None = None
+        self.open_browser = True  # tests turn it off
+        self._tensorboard_done.connect(self._on_tensorboard_done)
         own = controller is None
         if controller is None:
             controller = RunController(manager or TrainingManager(db), parent=self)
@@ -82,14 +92,26 @@ class TrainingPage(QWidget):
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
         self.new_button = QPushButton("New Training…")
         self.new_button.clicked.connect(self.open_new_training)
-        lv.addWidget(self.new_button)
+        top.addWidget(self.new_button)
+        self.compare_button = QPushButton("Compare…")
+        self.compare_button.setToolTip("Select two or more runs (Ctrl+click) to overlay their losses "
+                                       "and compare their settings")
+        self.compare_button.clicked.connect(lambda: self.open_compare(self.selected_ids()))
+        top.addWidget(self.compare_button)
+        self.tensorboard_button = QPushButton("TensorBoard")
+        self.tensorboard_button.setToolTip("Open the selected run(s) in TensorBoard, in your browser")
+        self.tensorboard_button.clicked.connect(lambda: self.open_tensorboard(self.selected_ids()))
+        top.addWidget(self.tensorboard_button)
+        top.addStretch(1)
+        lv.addLayout(top)
         self.model = ExperimentsTableModel(self.manager, self)
         self.table = QTableView()
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.actions = ActionButtonDelegate(self.table)
@@ -173,6 +195,8 @@ class TrainingPage(QWidget):
         layout.addWidget(splitter)
         self._update_empty_state()
         self._show_details(None)
+        self.compare_button.setEnabled(False)
+        self.tensorboard_button.setEnabled(False)
 
     def _update_empty_state(self) -> None:
         self.empty_label.setVisible(self.model.rowCount() == 0)
@@ -303,10 +327,80 @@ class TrainingPage(QWidget):
                 self.model.index(row, 0),
                 QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
 
+    def selected_ids(self) -> list[int]:
+        rows = sorted(index.row() for index in self.table.selectionModel().selectedRows())
+        return [exp["id"] for exp in map(self.model.experiment_at, rows) if exp is not None]
+
     def _on_selection(self, *_):
         rows = self.table.selectionModel().selectedRows()
-        exp = self.model.experiment_at(rows[0].row()) if rows else None
-        self._show_details(exp["id"] if exp else None)
+        current = self.table.selectionModel().currentIndex()
+        row = current.row() if current.isValid() and any(r.row() == current.row() for r in rows) else (
+            rows[0].row() if rows else -1)
+        exp = self.model.experiment_at(row)
+        count = len(rows)
+        self.compare_button.setEnabled(count >= 2)
+        self.tensorboard_button.setEnabled(count >= 1)
+        if exp is None or exp["id"] != self.selected_id:
+            self._show_details(exp["id"] if exp else None)
+
+    # -- compare and TensorBoard ---------------------------------------------------------------
+    def open_compare(self, experiment_ids: list[int]):
+        """Overlay the runs' losses, their summary and their settings (live runs keep updating)."""
+        from rave_gui.ui.dialogs.compare_runs import CompareRunsDialog
+        if len(experiment_ids) < 2:
+            self.show_error("Select two or more runs to compare (Ctrl+click or Shift+click in the table).")
+            return None
+        dialog = CompareRunsDialog(self.manager, experiment_ids, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        on_metrics = dialog.add_metrics
+        on_status = lambda e, what: what == "status" and e in dialog.experiment_ids and dialog.refresh()  # noqa: E731
+        self.controller.metrics_added.connect(on_metrics)
+        self.controller.run_changed.connect(on_status)
+
+        def disconnect(*_):
+            for signal, slot in ((self.controller.metrics_added, on_metrics),
+                                 (self.controller.run_changed, on_status)):
+                try:
+                    signal.disconnect(slot)
+                except (TypeError, RuntimeError):
+                    pass
+        dialog.destroyed.connect(disconnect)
+        dialog.show()
+        self.compare_dialog = dialog
+        return dialog
+
+    def open_tensorboard(self, experiment_ids: list[int]) -> bool:
+        """Start (or reuse) the real TensorBoard on 127.0.0.1 for the runs, in the background,
+        and open the browser when it answers."""
+        runs = {}
+        for exp_id in experiment_ids:
+            exp = self.manager.get_experiment(exp_id)
+            run_dir = self.manager.paths(exp).run_dir if exp else None
+            if run_dir is not None and run_dir.is_dir():
+                runs[exp["name"]] = run_dir
+        if not runs:
+            self.show_error("These runs have no TensorBoard files yet: RAVE writes them once a run has started.")
+            return False
+        self.tensorboard_button.setEnabled(False)
+        self.tensorboard_button.setText("Starting TensorBoard…")
+
+        def work():
+            try:
+                self._tensorboard_done.emit(self.tensorboard.open(runs), "")
+            except Exception as exc:  # noqa: BLE001 - shown as a sentence
+                self._tensorboard_done.emit("", str(exc))
+        threading.Thread(target=work, name="tensorboard-start", daemon=True).start()
+        return True
+
+    def _on_tensorboard_done(self, url: str, error: str) -> None:
+        self.tensorboard_button.setText("TensorBoard")
+        self.tensorboard_button.setEnabled(bool(self.selected_ids()))
+        self.tensorboard_url = url or None
+        if error:
+            self.show_error(f"TensorBoard could not start: {error}")
+        elif self.open_browser:
+            import webbrowser
+            webbrowser.open(url)
 
     def _show_details(self, experiment_id: int | None) -> None:
         self.selected_id = experiment_id
