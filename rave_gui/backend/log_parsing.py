@@ -164,10 +164,17 @@ def explain_failure(lines: list[str], returncode: int | None) -> str:
 _BAR_RE = re.compile(r"[^\r\n|]*?:\s*\d{1,3}%\|[^|]*\|\s*\d+/\d+(?: \[[^\]]*\])?|[^\r\n|]*?: \d+it \[[^\]]*\]")
 
 
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_OWN_STEP_RE = re.compile(r"\[rave-gui(?::\w+)?\] step=\d+/\d+\s*$")
+
+
 def strip_progress(line: str) -> str:
-    """The line without tqdm bar redraws; text printed after a bar survives
-    (``...| 2/2 [00:01<00:00]`Trainer.fit` stopped: ...`` -> the message)."""
-    return _BAR_RE.sub("", line).strip()
+    """The line as the Log tab shows it: without tqdm bar redraws (text printed
+    after a bar survives: ``...| 2/2 [00:01<00:00]`Trainer.fit` stopped: ...`` ->
+    the message), without terminal escapes (``ESC[A`` and colours), and without
+    the launcher's step lines (one per half second: the progress bar shows them)."""
+    line = _BAR_RE.sub("", _ANSI_RE.sub("", line)).strip()
+    return "" if _OWN_STEP_RE.fullmatch(line) else line
 
 
 _LAUNCHER_STEP_RE = re.compile(r"step=(\d{1,12})/(\d{1,12})")

@@ -330,3 +330,12 @@ def test_rave_dot_rave_override_is_explained():
     message = explain_failure(RAVE_DOT_RAVE_TAIL, 1)
     assert "rave.RAVE" in message and "RAVE.phase_1_duration=" in message
     assert "{selector}" not in message
+
+
+def test_the_log_tab_drops_escapes_and_the_launchers_step_lines():
+    from rave_gui.backend.log_parsing import strip_progress
+    assert strip_progress("[rave-gui:ab12] step=5/40") == ""
+    assert strip_progress("[rave-gui] step=5/40") == ""
+    assert strip_progress("\x1b[A\x1b[2K\x1b[32mValidation done\x1b[0m") == "Validation done"
+    assert strip_progress("[rave-gui:ab12] saved best.ckpt at step=19") == "[rave-gui:ab12] saved best.ckpt at step=19"
+    assert strip_progress("run named step=5/40") == "run named step=5/40"
