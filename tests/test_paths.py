@@ -1,6 +1,7 @@
 """Where the app keeps its files: explicit > RAVE_GUI_DATA_DIR > platform default."""
 from __future__ import annotations
 
+import os
 import sys
 from types import SimpleNamespace
 
@@ -95,3 +96,29 @@ def test_a_file_in_the_way_is_a_clear_error(tmp_path, platform):
         assert str(blocker) in message and "--data-dir" in message and message.endswith(".")
         assert isinstance(info.value, OSError)
     assert blocker.read_text() == "x"
+
+
+# -- a folder that exists but cannot be written ------------------------------------------
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_a_folder_where_no_file_can_be_made_is_refused(platform):
+    """/proc exists and is a folder, but nobody (root included) can create a file in it."""
+    with pytest.raises(paths.DataDirError) as info:
+        paths.data_dir("/proc")
+    message = str(info.value)
+    assert message.startswith("The data folder /proc cannot be written (")
+    assert message.endswith("Choose another with --data-dir or RAVE_GUI_DATA_DIR, or fix its permissions.")
+
+
+def test_the_write_check_leaves_nothing_behind(tmp_path, platform):
+    paths.data_dir(tmp_path / "d")
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_a_symlink_loop_or_a_name_too_long_is_a_clear_error(tmp_path, platform):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for target in (tmp_path / "a", tmp_path / "a" / "below", tmp_path / ("x" * 300)):
+        with pytest.raises(paths.DataDirError) as info:
+            paths.data_dir(target)
+        assert "--data-dir" in str(info.value) and str(info.value).endswith(".")

@@ -7,12 +7,14 @@ header (fast, no child process) and from ffprobe otherwise.
 """
 from __future__ import annotations
 
-import datetime as _dt
+import math
 import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
+
+from rave_gui.core.formatting import format_clock
 
 try:  # comes with acids-rave (librosa); ffprobe is the fallback
     import soundfile as _soundfile
@@ -51,9 +53,8 @@ def format_counts(counts: dict[str, int]) -> str:
 
 
 def format_seconds(seconds: float | None) -> str:
-    """h:mm:ss, the way the app shows durations."""
-    total = int(round(seconds or 0))
-    return str(_dt.timedelta(seconds=total))
+    """h:mm:ss rounded to the second (``core.formatting.format_clock``)."""
+    return format_clock(round(seconds or 0))
 
 
 def audio_duration(path: Path) -> float | None:
@@ -89,4 +90,4 @@ def ffprobe_duration(path: Path) -> float | None:
         seconds = float(values["duration"])
     except (KeyError, ValueError):
         return None
-    return seconds if seconds > 0 else None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None  # "inf" parses too

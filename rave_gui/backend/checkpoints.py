@@ -8,6 +8,7 @@ validation loss), so nothing here needs torch.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -16,25 +17,44 @@ from rave_gui.backend.events import version_dirs
 INDEX = "rave-gui-index.jsonl"
 
 
+def _step(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _loss(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _index(folder: Path) -> dict[str, dict]:
+    """The launcher's notes on each checkpoint file; lines that are not such a note
+    (a damaged or hand-edited file) are skipped, and odd values become None."""
     entries: dict[str, dict] = {}
     try:
-        lines = (folder / INDEX).read_text().splitlines()
+        lines = (folder / INDEX).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return entries
     for line in lines:
         try:
             record = json.loads(line)
-            entries[record["file"]] = record  # later saves of the same file win
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, RecursionError):
             continue
+        if isinstance(record, dict) and isinstance(record.get("file"), str):
+            # later saves of the same file win
+            entries[record["file"]] = {"step": _step(record.get("step")),
+                                       "validation": _loss(record.get("validation"))}
     return entries
 
 
 def list_checkpoints(run_dir: str | Path | None) -> list[dict]:
     """Checkpoints of a run, oldest first. ``resume`` marks the one
     ``rave train --ckpt RUN`` would load (the newest file); ``best`` RAVE's
-    best-validation checkpoint."""
+    best-validation checkpoint. A file deleted while the folder is read is left out."""
     if run_dir is None:
         return []
     found = []
@@ -42,7 +62,10 @@ def list_checkpoints(run_dir: str | Path | None) -> list[dict]:
         folder = version / "checkpoints"
         index = _index(folder)
         for path in folder.glob("*.ckpt"):
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except OSError:  # gone between the listing and now (RAVE replaces best.ckpt)
+                continue
             info = index.get(path.name, {})
             found.append({"path": str(path), "file": path.name, "version": version.name,
                           "step": info.get("step"), "validation": info.get("validation"),
@@ -61,6 +84,12 @@ def delete_checkpoint(run_dir: str | Path, path: str | Path) -> None:
         if Path(ckpt["path"]) == path:
             if ckpt["resume"]:
                 raise ValueError(f"{path.name} is the checkpoint a resume starts from; it cannot be deleted.")
-            os.unlink(path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return  # already gone: what was asked
+            except OSError as exc:
+                raise ValueError(f"{path.name} could not be deleted ({exc.strerror or exc}). "
+                                 "Check the folder's permissions, then try again.") from exc
             return
     raise ValueError(f"{path} is not a checkpoint of this run.")

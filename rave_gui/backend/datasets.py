@@ -6,65 +6,120 @@ audio (``create_from_audio`` checks the inputs, then returns the
 """
 from __future__ import annotations
 
-import datetime as _dt
-import re
+import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rave_gui.backend.names import name_from_folder, validate_name
 from rave_gui.backend.preprocess import check_preprocess_inputs
 from rave_gui.backend.rave_cli import find_rave
 from rave_gui.core.database import Database
+from rave_gui.core.timeutil import now
 
 if TYPE_CHECKING:
     from rave_gui.backend.preprocess_process import PreprocessProcess
 
 DATASET_FILES = ("data.mdb", "lock.mdb", "metadata.yaml")
 NAME_MAX = 64
-_BAD_NAME_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+METADATA_MAX_BYTES = 1 << 20   # RAVE writes a few lines
+MAX_CHANNELS = 64
+MAX_SAMPLE_RATE = 1_000_000
+MAX_SECONDS = 10 * 365.25 * 24 * 3600  # ten years of audio
+_REDO = "Preprocess the audio again."
 
 
-def now() -> str:
-    return _dt.datetime.now().isoformat(timespec="seconds")
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _in_range(value: Any, low: float, high: float, whole: bool) -> bool:
+    """A real number (not a bool, not NaN or infinite) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return low <= value <= high and (not whole or value == int(value))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "\u2026"
+
+
+def _whole_number(meta: dict, key: str, high: int, unit: str, folder: Path) -> int:
+    value = meta.get(key)
+    if value is None:
+        raise ValueError(f"The metadata.yaml in {folder} has no {key} value. {_REDO}")
+    if not _in_range(value, 1, high, whole=True):
+        raise ValueError(f"The metadata.yaml in {folder} says {key}: {_shown(value)}, but it must be "
+                         f"a whole number of {unit} from 1 to {high:,}. {_REDO}")
+    return int(value)
+
+
+def _read_metadata_text(folder: Path) -> str:
+    meta_file = folder / "metadata.yaml"
+    try:
+        if not folder.is_dir():
+            raise ValueError(f"The dataset folder {folder} does not exist. Choose the folder "
+                             "that `rave preprocess` wrote (it holds data.mdb and metadata.yaml).")
+        if not meta_file.is_file() or not (folder / "data.mdb").is_file():
+            raise ValueError(f"{folder} is not a preprocessed RAVE dataset: it has no metadata.yaml "
+                             "and data.mdb. Create the dataset from your audio folder first.")
+        size = meta_file.stat().st_size
+        if size > METADATA_MAX_BYTES:
+            raise ValueError(f"The metadata.yaml in {folder} is {size:,} bytes, far more than RAVE "
+                             f"writes. {_REDO}")
+        return meta_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"The dataset folder {folder} cannot be read ({_reason(exc)}). Check that "
+                         "it exists and that you may read it, then try again.") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"The metadata.yaml in {folder} is not text ({exc.reason}). {_REDO}") from exc
 
 
 def read_metadata(path: str | Path) -> dict:
-    """Read a RAVE dataset's ``metadata.yaml``; ``ValueError`` with a sentence if it isn't one."""
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"The dataset folder {folder} does not exist. Choose the folder "
-                         "that `rave preprocess` wrote (it holds data.mdb and metadata.yaml).")
-    meta_file = folder / "metadata.yaml"
-    if not meta_file.is_file() or not (folder / "data.mdb").is_file():
-        raise ValueError(f"{folder} is not a preprocessed RAVE dataset: it has no metadata.yaml "
-                         "and data.mdb. Create the dataset from your audio folder first.")
+    """Read a RAVE dataset's ``metadata.yaml``; ``ValueError`` with a sentence if it isn't one.
+
+    Every value is checked: channels a whole number from 1 to 64, ``sr`` one from 1
+    to 1,000,000 Hz, ``n_seconds`` (missing means 0) a finite length up to ten years."""
     try:
-        meta = yaml.safe_load(meta_file.read_text()) or {}
-        channels = int(meta["channels"])
-        sr = int(meta["sr"])
-        seconds = float(meta.get("n_seconds") or 0.0)
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"The metadata.yaml in {folder} is unreadable ({exc}). "
-                         "Preprocess the audio again.") from exc
-    if channels < 1 or sr < 1:
-        raise ValueError(f"The metadata.yaml in {folder} says {channels} channels at {sr} Hz. "
-                         "Preprocess the audio again.")
-    return {"channels": channels, "sample_rate": sr, "duration": seconds,
-            "num_samples": int(round(sr * seconds)), "lazy": bool(meta.get("lazy", False))}
+        folder = Path(path).expanduser()
+    except (RuntimeError, ValueError) as exc:  # no home folder for "~"
+        raise ValueError(f"The dataset folder {path} cannot be used ({_reason(exc)}). Choose "
+                         "the folder that `rave preprocess` wrote.") from exc
+    text = _read_metadata_text(folder)
+    try:
+        meta = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ValueError(f"The metadata.yaml in {folder} is unreadable ({detail}). {_REDO}") from exc
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"The metadata.yaml in {folder} holds a {type(meta).__name__}, not the "
+                         f"settings RAVE writes (channels, sr, n_seconds). {_REDO}")
+    channels = _whole_number(meta, "channels", MAX_CHANNELS, "channels", folder)
+    sr = _whole_number(meta, "sr", MAX_SAMPLE_RATE, "samples per second", folder)
+    seconds = meta.get("n_seconds")
+    if seconds is None:
+        seconds = 0.0
+    elif not _in_range(seconds, 0, MAX_SECONDS, whole=False):
+        raise ValueError(f"The metadata.yaml in {folder} says n_seconds: {_shown(seconds)}, but it "
+                         f"must be a length in seconds from 0 to {MAX_SECONDS:,.0f}. {_REDO}")
+    lazy = meta.get("lazy")
+    if lazy is not None and not isinstance(lazy, bool):
+        raise ValueError(f"The metadata.yaml in {folder} says lazy: {_shown(lazy)}, but it must be "
+                         f"true or false. {_REDO}")
+    return {"channels": channels, "sample_rate": sr, "duration": float(seconds),
+            "num_samples": int(round(sr * float(seconds))), "lazy": bool(lazy)}
 
 
-def validate_dataset_name(name: str) -> str:
-    """The stripped name; ``ValueError`` with a sentence when it cannot name a folder."""
-    name = (name or "").strip()
-    if not name:
-        raise ValueError("Give the dataset a name.")
-    if len(name) > NAME_MAX:
-        raise ValueError(f"The name is {len(name)} characters long: keep it under {NAME_MAX}.")
-    if _BAD_NAME_CHARS.search(name) or name.startswith(".") or name.endswith("."):
-        raise ValueError(f"\u201c{name}\u201d cannot name a folder: use letters, digits, spaces, "
-                         "- and _ (no / \\ : * ? \" < > |, and no dot at the start or end).")
-    return name
+def validate_dataset_name(name: Any) -> str:
+    """The stripped name; ``ValueError`` with a sentence when it cannot name a folder
+    (the rule of :func:`rave_gui.backend.names.validate_name`, at most 64 characters)."""
+    return validate_name(name, "dataset", NAME_MAX)
 
 
 def count_examples(path: str | Path) -> int | None:
@@ -87,7 +142,16 @@ class DatasetManager:
         self.db = db
 
     def register(self, path: str | Path, name: str | None = None, project_id: int | None = None) -> int:
-        folder = Path(path).expanduser().resolve()
+        """Add a folder ``rave preprocess`` wrote; its id. ``name`` (checked by the name
+        rule) defaults to one made from the folder's name. ``ValueError`` with a
+        sentence, and nothing written, when the folder or the name will not do."""
+        if name is not None:
+            name = validate_dataset_name(name)
+        try:
+            folder = Path(path).expanduser().resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
+            raise ValueError(f"The dataset folder {path} cannot be used ({_reason(exc)}). Choose "
+                             "the folder that `rave preprocess` wrote.") from exc
         meta = read_metadata(folder)
         if meta["num_samples"] <= 0:
             raise ValueError(f"The dataset in {folder} holds no audio (length 0). Check that the "
@@ -95,9 +159,8 @@ class DatasetManager:
         existing = self.db.query_one("SELECT id FROM datasets WHERE path = ?", (str(folder),))
         if existing:
             raise ValueError(f"{folder} is already registered as dataset {existing['id']}.")
-        name = (name or folder.name).strip()
-        if not name:
-            raise ValueError("A dataset needs a name.")
+        if name is None:
+            name = name_from_folder(folder.name, "dataset", NAME_MAX)
         cur = self.db.execute(
             "INSERT INTO datasets (project_id, name, path, num_samples, channels, sample_rate, duration, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -165,9 +228,9 @@ def delete_dataset_files(path: str | Path) -> None:
     """Delete the files ``rave preprocess`` writes, and the folder if it is then empty.
     Anything else in the folder is left alone."""
     folder = Path(path)
-    if not folder.is_dir():
-        return
     try:
+        if not folder.is_dir():
+            return
         for name in DATASET_FILES:
             (folder / name).unlink(missing_ok=True)
         if not any(folder.iterdir()):

@@ -78,8 +78,16 @@ def check_tools() -> None:
             f"an empty dataset or stops responding). {INSTALL_FFMPEG}")
 
 
+def _resolve(path, what: str) -> Path:
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"The {what} {path} cannot be used ({reason}). Choose another folder.") from exc
+
+
 def _check_folders(audio_dirs) -> list[Path]:
-    folders = [Path(d).expanduser().resolve() for d in audio_dirs or []]
+    folders = [_resolve(d, "audio folder") for d in audio_dirs or []]
     if not folders:
         raise ValueError("Add at least one folder of audio files.")
     for folder in folders:
@@ -98,7 +106,7 @@ def _check_folders(audio_dirs) -> list[Path]:
 def _check_output(output_dir) -> Path:
     if not str(output_dir or "").strip():
         raise ValueError("Choose the folder where the dataset will be written.")
-    out = Path(output_dir).expanduser().resolve()
+    out = _resolve(output_dir, "output folder")
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file. Choose a new folder for the dataset.")
     if out.is_dir() and any(out.iterdir()):
@@ -107,13 +115,25 @@ def _check_output(output_dir) -> Path:
     return out
 
 
+def _whole(value, label: str) -> int:
+    """``value`` as an int when it is a whole number (not a bool); ``ValueError`` otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"{label} must be a whole number (got {value!r}).")
+
+
 def _check_options(channels, sample_rate, num_signal) -> None:
-    if int(channels) not in CHANNEL_CHOICES:
+    channels, sample_rate = _whole(channels, "Channels"), _whole(sample_rate, "The sample rate")
+    if num_signal is not None:
+        num_signal = _whole(num_signal, "num_signal")
+    if channels not in CHANNEL_CHOICES:
         raise ValueError("Choose 1 (mono) or 2 (stereo) channels.")
-    if int(sample_rate) < 8000:
+    if sample_rate < 8000:
         raise ValueError(f"A sample rate of {sample_rate} Hz is too low. Choose 44100 Hz "
                          "unless you know you need another rate.")
-    if num_signal is not None and int(num_signal) < 2048:
+    if num_signal is not None and num_signal < 2048:
         raise ValueError(f"num_signal {num_signal} is too small: use at least 2048 samples "
                          f"(RAVE's default is {DEFAULT_NUM_SIGNAL}).")
 
@@ -131,6 +151,15 @@ def check_preprocess_inputs(audio_dirs, output_dir, channels: int = 1, sample_ra
 
     Raises ``ValueError`` with a sentence that says what to do; returns the plan
     (files, audio duration, expected examples and size) otherwise."""
+    try:
+        return _plan(audio_dirs, output_dir, channels, sample_rate, num_signal, lazy)
+    except OSError as exc:  # a folder that cannot be listed, a disk that cannot be asked
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        raise ValueError(f"Could not read{where} ({exc.strerror or exc}). Check that the audio and "
+                         "output folders exist and that you may read them, then try again.") from exc
+
+
+def _plan(audio_dirs, output_dir, channels, sample_rate, num_signal, lazy) -> PreprocessPlan:
     check_tools()
     _check_options(channels, sample_rate, num_signal)
     folders = _check_folders(audio_dirs)

@@ -8,6 +8,7 @@ is registered and ``dataset_created`` carries its id.
 """
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from collections import deque
@@ -129,11 +130,25 @@ class PreprocessProcess(ProcessThread):
                       f"of audio in {self.plan.output_dir}.")
 
     def _written_seconds(self) -> float | None:
+        """``n_seconds`` from the metadata.yaml RAVE wrote; None when there is no
+        usable one (missing, not a mapping, not a finite number)."""
         meta = self.plan.output_dir / "metadata.yaml"
         try:
-            return float((yaml.safe_load(meta.read_text()) or {}).get("n_seconds") or 0.0)
-        except (OSError, yaml.YAMLError, TypeError, ValueError):
+            data = yaml.safe_load(meta.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, ValueError, RecursionError):
             return None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            return None
+        seconds = data.get("n_seconds") or 0.0
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            return None
+        try:
+            seconds = float(seconds)
+        except OverflowError:  # an int too large for a float
+            return None
+        return seconds if math.isfinite(seconds) else None
 
     def _explain_exit(self, returncode: int) -> str:
         try:

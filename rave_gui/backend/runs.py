@@ -28,7 +28,7 @@ from PyQt6.QtCore import QCoreApplication, QObject, QTimer, pyqtSignal
 
 from rave_gui.backend import rave_cli
 from rave_gui.backend.run_state import LIVE, TransitionError
-from rave_gui.core.process import end_group
+from rave_gui.core.process_group import end_group
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
+from rave_gui.backend.names import MAX_NAME
+from rave_gui.backend.names import validate_name as _validate_name
 from rave_gui.backend.log_parsing import parse_metrics, parse_progress_line  # noqa: F401 (public API)
 from rave_gui.backend.rave_cli import BROKEN_CONFIGS, RAVE_CONFIGS, RAVE_MODIFIERS
 from rave_gui.backend.run_paths import RunPaths
@@ -31,8 +33,6 @@ from rave_gui.core.timeutil import now
 
 STATUSES = STATES
 DEVICE_RE = re.compile(r"auto|cpu|gpu:\d{1,2}")
-_BAD_NAME_CHARS = set('/\\:*?<>|') | {chr(c) for c in range(32)} | {"\x7f"}
-MAX_NAME = 80
 
 DEFAULTS = {"max_steps": 500_000, "batch_size": 8, "learning_rate": 1e-4, "device": "auto",
             "val_every": 10_000, "log_every": 50, "workers": None, "modifiers": [], "overrides": [],
@@ -40,19 +40,9 @@ DEFAULTS = {"max_steps": 500_000, "batch_size": 8, "learning_rate": 1e-4, "devic
 
 
 def validate_name(name: Any) -> str:
-    """The run name as RAVE will get it, or ``ValueError`` saying what is wrong."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("Give the run a name.")
-    name = name.strip()
-    if len(name) > MAX_NAME:
-        raise ValueError(f"The run name is {len(name)} characters long; keep it under {MAX_NAME}.")
-    bad = sorted({c for c in name if c in _BAD_NAME_CHARS})
-    if bad:
-        shown = " ".join(repr(c)[1:-1] for c in bad)
-        raise ValueError(f"The run name cannot contain {shown}: it becomes a folder name.")
-    if name[0] in ".-":
-        raise ValueError("The run name cannot start with '.' or '-'.")
-    return name
+    """The run name as RAVE will get it, or ``ValueError`` saying what is wrong
+    (the one name rule, ``names.validate_name``, shared with datasets)."""
+    return _validate_name(name, "run", MAX_NAME)
 
 
 def _int_in(config: dict, key: str, low: int, high: int, label: str) -> int:

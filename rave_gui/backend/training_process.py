@@ -28,7 +28,7 @@ from rave_gui.backend import rave_cli
 from rave_gui.backend.datasets import read_metadata
 from rave_gui.backend.events import RunEventsFollower
 from rave_gui.backend.log_parsing import explain_failure, parse_fit_end, parse_launcher_line, parse_progress_line
-from rave_gui.backend.run_paths import RunPaths, find_run_dir  # noqa: F401 (find_run_dir: older imports)
+from rave_gui.backend.run_paths import RunPaths
 from rave_gui.core.process import ProcessThread
 
 

@@ -3,19 +3,29 @@
 The schema version lives in ``PRAGMA user_version``. ``MIGRATIONS`` is an
 ordered list; opening a database applies the steps it has not seen yet, each
 in its own transaction, after copying the file to ``<name>.v<N>.bak``.
-A file that is not a database, or one written by a newer app, is reported
-with :class:`DatabaseError` and left exactly as it was.
+A file that is not a database, one that fails SQLite's ``quick_check``, or one
+written by a newer app, is reported with :class:`DatabaseError` and left exactly
+as it was; :func:`restore_backup` puts the newest backup in its place (the file's
+health and backups live in ``database_file``). After a healthy open the app keeps
+``<name>.last-good.bak`` (once per app start).
 
 One connection is shared by the UI thread and the worker threads that feed it
-metrics; every use goes through a re-entrant lock.
+metrics; every use goes through a re-entrant lock. A write that fails for a
+reason outside the app (a read-only file, a full disk, a lock held by another
+program) raises :class:`DatabaseError` with a sentence that says what to do.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from rave_gui.core.database_file import (  # noqa: F401 (public API, re-exported)
+    LAST_GOOD_SUFFIX, DatabaseDamaged, DatabaseError, backups, newest_backup, probe,
+    restore_backup)
 
 _V1 = """
 CREATE TABLE projects (
@@ -102,61 +112,99 @@ CREATE INDEX experiments_queue ON experiments(queue_pos) WHERE queue_pos IS NOT 
 
 MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
+DEFAULT_TIMEOUT = 30.0
+# SQLite's primary result codes (the low byte of an extended code)
+_SQLITE_ERROR, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 1, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
+# files opened (and backed up) in this process: the rolling backup is made once per app start
+_backed_up: set[Path] = set()
 
 
-class DatabaseError(Exception):
-    """A database the app cannot use; the message says what to do."""
+def _error_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code (Python 3.11+), or one guessed from the message."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF
+    text = str(exc).lower()
+    for needle, guess in (("readonly", _SQLITE_READONLY), ("read-only", _SQLITE_READONLY),
+                          ("disk is full", _SQLITE_FULL), ("locked", _SQLITE_BUSY),
+                          ("busy", _SQLITE_BUSY), ("malformed", _SQLITE_CORRUPT)):
+        if needle in text:
+            return guess
+    return None
 
 
-def _probe_uri(path: Path) -> str:
-    """A read-only URI for ``path`` (percent-encoded: '#', '?' and '%' are legal in
-    folder names). ``immutable`` when no other connection is using the file, so
-    that looking at a WAL database does not leave -wal/-shm files behind."""
-    uri = path.resolve().as_uri() + "?mode=ro"
-    side = [path.with_name(path.name + suffix) for suffix in ("-wal", "-journal")]
-    if not any(p.exists() for p in side):
-        uri += "&immutable=1"
-    return uri
+def _writable(path: Path) -> bool:
+    """Whether this user may write the file (when it exists) and its folder."""
+    return ((not path.exists() or os.access(path, os.W_OK))
+            and os.access(path.parent, os.W_OK | os.X_OK))
 
 
-def _read_user_version(path: Path) -> int:
-    """Read the schema version without writing a byte to the file (or next to it)."""
-    try:
-        conn = sqlite3.connect(_probe_uri(path), uri=True)
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(
-            f"The database file {path} is damaged or is not a RAVE GUI database ({exc}). "
-            "It was left untouched: move it aside (or restore a .bak copy next to it) "
-            "and start the app again."
-        ) from exc
-    if version == 0 and objects:
-        raise DatabaseError(
-            f"The file {path} is an SQLite database, but not one RAVE GUI wrote "
-            "(it has tables and no RAVE GUI schema version). It was left untouched: "
-            "move it aside, or choose another data folder with --data-dir."
-        )
-    return int(version)
+def _outside_cause(exc: sqlite3.Error, path: Path, read_only: bool) -> str | None:
+    """The sentence for a failure caused outside the app (permissions, a full disk,
+    another program's lock), or None when the cause is something else."""
+    code = _error_code(exc)
+    if code in (_SQLITE_CANTOPEN, _SQLITE_IOERR) and not _writable(path):
+        code = _SQLITE_READONLY  # SQLite cannot create the -wal/-shm files next to it
+    if code == _SQLITE_READONLY and read_only:
+        return (f"The database {path} was opened read-only; make the change in a RAVE GUI "
+                "window that opened it normally.")
+    if code == _SQLITE_READONLY:
+        return (f"The database file {path} is read-only; fix its permissions (it may have "
+                "been created with sudo: give it and its folder back to your user), or choose "
+                "another data folder with --data-dir.")
+    if code == _SQLITE_FULL:
+        return (f"The disk holding {path} is full; free some space (old checkpoints and "
+                "exports take the most), then try again.")
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return (f"The database {path} is busy (another program holds a lock on it); close "
+                "other programs that use it (another RAVE GUI, an SQLite browser), then try again.")
+    return None
+
+
+def _translatable(exc: BaseException) -> bool:
+    """An SQLite failure of the file or the disk, not of the app's own SQL: constraint
+    violations (IntegrityError), misuse and SQL errors (SQLITE_ERROR) stay as they are."""
+    if type(exc) is not sqlite3.DatabaseError and not isinstance(exc, sqlite3.OperationalError):
+        return False
+    return getattr(exc, "sqlite_errorcode", None) is None or _error_code(exc) != _SQLITE_ERROR
 
 
 class Database:
-    """Open (creating or migrating) the SQLite file at ``path``."""
+    """Open (creating, checking or migrating) the SQLite file at ``path``.
 
-    def __init__(self, path: str | Path):
+    ``read_only`` opens an existing file without writing to it (no migration, no
+    backup; every write fails with a sentence); ``timeout`` is how many seconds a
+    write waits for another program's lock before it gives up."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT):
         self.path = Path(path)
+        self.read_only = read_only
+        self.last_good_backup: Path | None = None
         self._lock = threading.RLock()
         existing = self.path.exists() and self.path.stat().st_size > 0
-        version = _read_user_version(self.path) if existing else 0
+        if read_only and not existing:
+            raise DatabaseError(f"The database {self.path} does not exist, so it cannot be opened "
+                                "read-only. Start RAVE GUI normally once to create it.")
+        version = probe(self.path) if existing else 0
         if version > SCHEMA_VERSION:
             raise self._too_new(version)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(self.path), check_same_thread=False, isolation_level=None, timeout=30
-        )
+        try:
+            if read_only:
+                self._conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True,
+                                             check_same_thread=False, isolation_level=None,
+                                             timeout=timeout)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(str(self.path), check_same_thread=False,
+                                             isolation_level=None, timeout=timeout)
+        except (sqlite3.Error, OSError) as exc:
+            outside = isinstance(exc, sqlite3.Error) and _outside_cause(exc, self.path, read_only)
+            raise DatabaseError(outside or (
+                f"The database {self.path} could not be opened ({exc}). Check that its folder "
+                "exists and that you may write to it, or choose another data folder with "
+                "--data-dir.")) from exc
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA foreign_keys = ON")
@@ -165,6 +213,13 @@ class Database:
             version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
                 raise self._too_new(version)
+            if read_only:
+                if version < SCHEMA_VERSION:
+                    raise DatabaseError(
+                        f"The database {self.path} needs an upgrade (schema {version} to "
+                        f"{SCHEMA_VERSION}), which a read-only open cannot do. Start RAVE GUI "
+                        "normally once to upgrade it.")
+                return
             if existing and 0 < version < SCHEMA_VERSION:
                 # before anything else touches the file (the WAL switch included)
                 self.backup(self.path.with_name(f"{self.path.name}.v{version}.bak"))
@@ -173,15 +228,12 @@ class Database:
             self._migrate(version)
         except sqlite3.Error as exc:
             self._conn.close()
-            raise DatabaseError(
-                f"The database {self.path} could not be opened or upgraded from schema "
-                f"{version} ({exc}). A copy from before the upgrade is next to it "
-                f"({self.path.name}.v{version}.bak) when there was one to make; "
-                "restore it, or move the file aside and start the app again."
-            ) from exc
+            raise self._open_failed(version, exc) from exc
         except BaseException:
             self._conn.close()
             raise
+        if existing:
+            self._keep_last_good()
 
     def _too_new(self, version: int) -> DatabaseError:
         return DatabaseError(
@@ -189,12 +241,49 @@ class Database:
             f"(schema {version}, this app knows up to {SCHEMA_VERSION}). "
             "It was left untouched: update RAVE GUI to open it.")
 
+    def _open_failed(self, version: int, exc: sqlite3.Error) -> DatabaseError:
+        outside = _outside_cause(exc, self.path, self.read_only)
+        if outside:
+            return DatabaseError(outside)
+        bak = self.path.with_name(f"{self.path.name}.v{version}.bak")
+        if version and bak.is_file():
+            what_now = (f"A copy from before the upgrade is next to it ({bak.name}): restore "
+                        "it, or move the file aside and start the app again.")
+        else:
+            what_now = ("Move the file aside and start the app again, or choose another data "
+                        "folder with --data-dir.")
+        return DatabaseError(f"The database {self.path} could not be opened or upgraded from "
+                             f"schema {version} ({exc}). {what_now}")
+
+    def _keep_last_good(self) -> None:
+        """Copy a healthy file to ``<name>.last-good.bak``: once per app start, and
+        only when it holds something worth keeping (a dataset or an experiment).
+        A copy that cannot be made (a full disk) does not stop the app."""
+        key = self.path.resolve()
+        if key in _backed_up:
+            return
+        _backed_up.add(key)
+        target = self.path.with_name(self.path.name + LAST_GOOD_SUFFIX)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            if not self.query_one("SELECT EXISTS (SELECT 1 FROM datasets) "
+                                  "OR EXISTS (SELECT 1 FROM experiments)")[0]:
+                return
+            partial.unlink(missing_ok=True)
+            self.backup(partial)
+            os.replace(partial, target)
+        except (sqlite3.Error, OSError):
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            return
+        self.last_good_backup = target
+
     # -- schema -----------------------------------------------------------
     def _migrate(self, current: int) -> None:
         for number, script in enumerate(MIGRATIONS, start=1):
             if number <= current:
                 continue
-            with self.transaction() as conn:
+            with self._transaction() as conn:
                 for statement in _statements(script):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
@@ -216,7 +305,19 @@ class Database:
     # -- access -----------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All-or-nothing block; nests (inner blocks join the outer one)."""
+        """All-or-nothing block; nests (inner blocks join the outer one). A failure of
+        the file or the disk (read-only, full, locked, damaged) is rolled back and
+        raised as :class:`DatabaseError` with a sentence; the SQLite error is its cause."""
+        try:
+            with self._transaction() as conn:
+                yield conn
+        except sqlite3.Error as exc:
+            if not _translatable(exc):
+                raise
+            raise self._write_failed(exc) from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._conn.in_transaction:
                 yield self._conn
@@ -233,6 +334,19 @@ class Database:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
+
+    def _write_failed(self, exc: sqlite3.Error) -> DatabaseError:
+        outside = _outside_cause(exc, self.path, self.read_only)
+        if outside:
+            return DatabaseError(outside + " The last change was not saved.")
+        if _error_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            return DatabaseError(
+                f"The database {self.path} is damaged ({exc}); the last change was not saved. "
+                "Close RAVE GUI and start it again: it checks the file and says how to "
+                "restore the last good copy.")
+        return DatabaseError(
+            f"The database {self.path} could not be written ({exc}); the last change was not "
+            "saved. Check the disk and the folder's permissions, then try again.")
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> sqlite3.Cursor:
         with self.transaction() as conn:

@@ -8,6 +8,7 @@ Windows) through platformdirs.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -18,25 +19,37 @@ DB_FILENAME = "rave_gui.sqlite3"
 
 
 class DataDirError(OSError):
-    """The data folder cannot be created or is not a folder; the message says what to do."""
+    """The data folder cannot be created, is not a folder, or cannot be written;
+    the message says what to do."""
+
+
+def _unusable(path, why: str, exc: BaseException) -> DataDirError:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return DataDirError(
+        f"The data folder {path} {why} ({reason}). Choose another with --data-dir or "
+        f"{ENV_DATA_DIR}, or fix its permissions.")
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Return (and create) the directory that holds the database and runs."""
+    """Return (and create) the directory that holds the database and runs, after
+    checking that a file can be written in it."""
     if explicit:
         path = Path(explicit)
     elif os.environ.get(ENV_DATA_DIR):
         path = Path(os.environ[ENV_DATA_DIR])
     else:
         path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    path = path.expanduser().resolve()
     try:
+        path = path.expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop
+        raise _unusable(path, "cannot be used", exc) from exc
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".rave-gui-write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
-        raise DataDirError(
-            f"The data folder {path} cannot be used ({exc.strerror or exc}). Choose another "
-            f"with --data-dir or {ENV_DATA_DIR}, or fix its permissions."
-        ) from exc
+        raise _unusable(path, "cannot be written", exc) from exc
     return path
 
 

@@ -29,8 +29,7 @@ from typing import Sequence
 import psutil
 from PyQt6.QtCore import QThread, pyqtSignal
 
-from rave_gui.core.process_group import (end_group, group_alive, interrupt, kill_group,  # noqa: F401
-                                         live_group_members, process_alive)
+from rave_gui.core.process_group import end_group, interrupt, kill_group
 
 _LINE_SPLIT = re.compile(rb"\r\n|\r|\n")
 #: the longest line kept (bytes); the rest of a longer line is dropped

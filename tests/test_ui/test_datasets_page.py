@@ -48,7 +48,7 @@ def test_rows_after_registering_a_dataset(qtbot, page, db, fake_dataset):
     assert cell(page, 0, "Name") == "voice"
     assert cell(page, 0, "Duration") == "0:00:30" == format_duration(29.72)
     assert cell(page, 0, "Examples") == "\u2014"  # the fake data.mdb is no LMDB
-    assert cell(page, 0, "Channels") == "mono"
+    assert cell(page, 0, "Channels") == "1 (mono)"
     assert cell(page, 0, "Sample rate") == "44,100 Hz"
     assert cell(page, 0, "Path") == str(fake_dataset)
     assert cell(page, 0, "Used by") == "0 experiments"
@@ -108,7 +108,8 @@ def test_dialog_needs_a_folder_and_a_good_name(dialog, db, tmp_path):
     assert dialog.create() is False
     assert dialog.error_text() == "Add at least one folder of audio files."
     dialog.name_edit.setText("bad/name")
-    assert dialog.create() is False and "cannot name a folder" in dialog.error_text()
+    assert dialog.create() is False
+    assert dialog.error_text() == "The dataset name cannot contain /: it becomes a folder name."
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("x")
     dialog.name_edit.setText("docs")
@@ -156,3 +157,34 @@ def test_dialog_cancel_keeps_it_open_with_the_sentence(qtbot, dialog, db, tmp_pa
     assert dialog.error_text().startswith("Cancelled") and "full output" not in dialog.error_text()
     assert dialog.result() == 0 and dialog.dataset_id is None and dialog.create_button.isEnabled()
     assert DatasetManager(db).list_datasets() == [] and not (Path(db.path).parent / "datasets" / "audio").exists()
+
+
+@pytest.mark.parametrize("case", ["infinite length", "symlink loop", "unreadable metadata"])
+def test_import_of_an_odd_folder_is_a_message_not_a_crash(page, db, tmp_path, fake_dataset, case):
+    if case == "infinite length":
+        (fake_dataset / "metadata.yaml").write_text("channels: 1\nsr: 44100\nn_seconds: .inf\n")
+        target = fake_dataset
+    elif case == "symlink loop":
+        (tmp_path / "a").symlink_to(tmp_path / "b")
+        (tmp_path / "b").symlink_to(tmp_path / "a")
+        target = tmp_path / "a" / "dataset"
+    else:
+        if not Path("/proc/self/mem").exists():
+            pytest.skip("needs Linux /proc")
+        (fake_dataset / "metadata.yaml").unlink()
+        (fake_dataset / "metadata.yaml").symlink_to("/proc/self/mem")  # fails to read, even for root
+        target = fake_dataset
+    assert page.import_folder(target) is None
+    assert page.last_error and page.last_error.endswith(".") and "Traceback" not in page.last_error
+    assert db.query_one("SELECT count(*) FROM datasets")[0] == 0
+    close_message_boxes(page)
+
+
+def test_dialog_with_an_audio_folder_in_a_symlink_loop_shows_the_sentence(dialog, tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    dialog.name_edit.setText("voice")
+    dialog.add_folder(tmp_path / "a" / "audio")
+    assert dialog.create() is False
+    assert "cannot be used" in dialog.error_text() and dialog.error_text().endswith(".")
+    assert dialog.process is None

@@ -10,16 +10,16 @@ from typing import Any
 
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
+from rave_gui.core.formatting import format_channels, format_clock
+
 COLUMNS = ("Name", "Duration", "Examples", "Channels", "Sample rate", "Path", "Created", "Used by")
 ID_ROLE = Qt.ItemDataRole.UserRole
 _RIGHT = {1, 2, 4, 7}
 
 
 def format_duration(seconds: float | None) -> str:
-    """h:mm:ss (``0:00:29`` for 29.7 s)."""
-    if seconds is None:
-        return "\u2014"
-    return str(_dt.timedelta(seconds=int(round(float(seconds)))))
+    """h:mm:ss rounded to the second (``0:00:30`` for 29.7 s)."""
+    return format_clock(None if seconds is None else round(float(seconds)))
 
 
 def format_created(value: str | None) -> str:
@@ -29,10 +29,6 @@ def format_created(value: str | None) -> str:
         return _dt.datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M")
     except ValueError:
         return str(value)
-
-
-def format_channels(channels: int | None) -> str:
-    return {1: "mono", 2: "stereo"}.get(int(channels or 0), f"{channels or '?'} ch")
 
 
 class DatasetsTableModel(QAbstractTableModel):

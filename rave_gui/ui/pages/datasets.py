@@ -155,7 +155,7 @@ class DatasetsPage(QWidget):
         """Register a folder ``rave preprocess`` wrote; None (and a message) if refused."""
         try:
             dataset_id = self.manager.register(path)
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:  # OSError: a folder that fails while it is read
             self.show_error("Could not import the dataset", str(exc))
             return None
         app_signals().dataset_added.emit(dataset_id)
@@ -167,7 +167,11 @@ class DatasetsPage(QWidget):
         if dataset is None:
             return False
         folder = Path(dataset["path"])
-        if not folder.is_dir():
+        try:
+            present = folder.is_dir()
+        except OSError:
+            present = False
+        if not present:
             self.show_error("Folder not found", f"The folder {folder} no longer exists. "
                             "Remove the dataset, or put its folder back.")
             return False
@@ -202,7 +206,7 @@ class DatasetsPage(QWidget):
     def remove_dataset(self, dataset_id: int, delete_files: bool = False) -> bool:
         try:
             self.manager.remove_dataset(dataset_id, delete_files=delete_files)
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:
             self.show_error("Cannot remove the dataset", str(exc))
             if self.manager.get_dataset(dataset_id) is None:  # removed; only the files stayed
                 app_signals().dataset_removed.emit(dataset_id)
