@@ -112,6 +112,7 @@ def _check_output(output_dir) -> Path:
     if out.is_dir() and any(out.iterdir()):
         raise ValueError(f"The output folder {out} is not empty. Choose a new or empty folder "
                          "(RAVE would mix the dataset with what is there).")
+    _check_writable(out)
     return out
 
 
@@ -138,11 +139,31 @@ def _check_options(channels, sample_rate, num_signal) -> None:
                          f"(RAVE's default is {DEFAULT_NUM_SIGNAL}).")
 
 
-def _free_bytes(path: Path) -> int:
+def _existing_ancestor(path: Path) -> Path:
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    return shutil.disk_usage(probe).free
+    return probe
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(_existing_ancestor(path)).free
+
+
+def _check_writable(out: Path) -> None:
+    """A read-only place (a read-only disk, /proc, no permission) is said as such,
+    not as a disk with "0.0 GB" free."""
+    import tempfile
+    try:
+        with tempfile.TemporaryFile(dir=_existing_ancestor(out)):
+            pass
+    except OSError as exc:
+        raise ValueError(f"The output folder {out} cannot be written ({exc.strerror or exc}). "
+                         "Choose a folder you can write to.") from exc
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{max(1, round(n / 1e6))} MB"
 
 
 def check_preprocess_inputs(audio_dirs, output_dir, channels: int = 1, sample_rate: int = 44100,
@@ -209,8 +230,8 @@ def _plan(audio_dirs, output_dir, channels, sample_rate, num_signal, lazy) -> Pr
     free = _free_bytes(out)
     if plan.estimated_bytes > free:
         raise ValueError(
-            f"The dataset needs about {plan.estimated_bytes / 1e9:.1f} GB but only "
-            f"{free / 1e9:.1f} GB is free where {out} would be. Free some space or choose "
+            f"The dataset needs about {_size(plan.estimated_bytes)} but only "
+            f"{_size(free)} is free where {out} would be. Free some space or choose "
             "an output folder on another disk.")
     return plan
 

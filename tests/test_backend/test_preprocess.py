@@ -206,3 +206,13 @@ def test_ffmpeg_vanishing_after_the_check_ends_the_hang(qtbot, db, nested_audio,
     ok, message = run(qtbot, proc, timeout=60_000)
     assert not ok and "could not start ffmpeg or ffprobe" in message and "apt install" in message
     assert rows(db) == 0 and not out.exists()
+
+
+def test_a_read_only_output_place_is_said_as_such_not_as_zero_gb_free(nested_audio):
+    """/proc cannot be written, even by root (it used to read "needs about 0.0 GB but only
+    0.0 GB is free")."""
+    with pytest.raises(ValueError) as info:
+        check_preprocess_inputs([nested_audio], "/proc/rave-gui-dataset")
+    message = str(info.value)
+    assert "cannot be written" in message and "Choose a folder you can write to." in message
+    assert "GB" not in message
