@@ -172,7 +172,7 @@ def test_layout_table_tabs_and_buttons(page):
     assert page.table.model() is page.model
     assert page.table.itemDelegateForColumn(COL_ACTIONS) is page.actions
     assert [page.tabs.tabText(i) for i in range(page.tabs.count())] == [
-        "Metrics", "Log", "Configuration", "Checkpoints"]
+        "Metrics", "Log", "Configuration", "Checkpoints", "Audio"]
     assert page.tabs.widget(0) is page.plot and page.tabs.widget(1) is page.log_view
     assert page.tabs.widget(3) is page.checkpoints
     assert page.config_view.isReadOnly() and page.log_view.isReadOnly()

@@ -77,3 +77,17 @@ def test_tensorboard_for_a_run_without_files_says_so(qtbot, tmp_path):
     page = make_page(qtbot, manager)
     assert page.open_tensorboard([a]) is False
     assert "no TensorBoard files yet" in page.last_error
+
+
+def test_the_audio_tab_follows_the_selected_run(qtbot, tmp_path):
+    """A stored run with RAVE's real event files: its validations, at their global steps."""
+    db, manager, (a, b) = two_runs(tmp_path)
+    run_dir = Path(manager.get_experiment(a)["run_dir"])
+    shutil.rmtree(run_dir)
+    shutil.copytree(FIXTURES / "smoke_run", run_dir)
+    page = make_page(qtbot, manager)
+    page.select_experiment(a)
+    qtbot.waitUntil(lambda: len(page.audio_view.validations) == 3, timeout=10_000)
+    assert [v.step for v in page.audio_view.validations] == [1, 3, 5]
+    page.select_experiment(b)  # no event files: the tab is emptied
+    qtbot.waitUntil(lambda: page.audio_view.validations == [], timeout=10_000)

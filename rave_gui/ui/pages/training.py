@@ -22,6 +22,7 @@ from rave_gui.backend.training import TrainingManager
 from rave_gui.core.formatting import format_clock
 from rave_gui.ui.models.experiments_model import COL_ACTIONS, ExperimentsTableModel
 from rave_gui.ui.widgets.action_delegate import ActionButtonDelegate
+from rave_gui.ui.widgets.audio_view import AudioView
 from rave_gui.ui.widgets.checkpoints_view import CheckpointsView
 from rave_gui.ui.widgets.log_view import LogView
 from rave_gui.ui.widgets.metrics_plot import MetricsPlot
@@ -182,6 +183,9 @@ class TrainingPage(QWidget):
         self.checkpoints = CheckpointsView()
         self.checkpoints.delete_requested.connect(self._delete_checkpoint)
         self.tabs.addTab(self.checkpoints, "Checkpoints")
+        self.audio_view = AudioView()
+        self.tabs.addTab(self.audio_view, "Audio")
+        self._run_folder_shown: tuple | None = None  # (experiment id, RAVE run folder) the tabs follow
         rv.addWidget(self.tabs, 1)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -418,12 +422,27 @@ class TrainingPage(QWidget):
                 button.setVisible(False)
             self.checkpoints.set_checkpoints([])
             self.export_label.setText("")
+            self._follow_run_folder(None)
             return
         self.name_label.setText(exp["name"])
         self.plot.set_history(self.manager.get_metric_history(experiment_id))  # replaces, draws once
         self.log_view.set_lines(read_log_lines(exp.get("log_path")))
         self.config_view.setPlainText(self._config_text(exp))
         self._refresh_info(experiment_id)
+
+    def _follow_run_folder(self, exp: dict | None) -> None:
+        """Point the tabs that read RAVE's run folder (Audio) at the selected run's,
+        once it exists (a new run's folder appears when RAVE starts)."""
+        run_dir = self.manager.paths(exp).run_dir if exp is not None else None
+        key = (exp["id"], str(run_dir)) if exp is not None and run_dir is not None else None
+        if key == self._run_folder_shown:
+            return
+        self._run_folder_shown = key
+        if key is None:
+            self.audio_view.set_run(None)
+            return
+        dataset = self.db.query_one("SELECT channels FROM datasets WHERE id = ?", (exp["config"].get("dataset_id"),))
+        self.audio_view.set_run(str(run_dir), channels=int(dataset["channels"] or 1) if dataset else 1)
 
     def _config_text(self, exp: dict) -> str:
         final = {k: v for k, v in (exp.get("metrics") or {}).items() if not k.startswith("_")}
@@ -472,6 +491,7 @@ class TrainingPage(QWidget):
         if live_only:
             return
         self.config_view.setPlainText(self._config_text(exp))  # its history lists the events
+        self._follow_run_folder(exp)
         self.checkpoints.set_checkpoints(self.manager.paths(exp).checkpoints() if exp.get("out_dir") else [])
         done = list_exports(self.db, experiment_id)
         if exporting:
@@ -512,7 +532,10 @@ class TrainingPage(QWidget):
             self._update_empty_state()
             if experiment_id == self.selected_id:
                 self._refresh_info(experiment_id)
-        elif what in ("checkpoints", "export") and experiment_id == self.selected_id:
+        elif what == "checkpoints" and experiment_id == self.selected_id:
+            self.audio_view.refresh()  # a validation: RAVE logged its audio with it
+            self._details_timer.start()
+        elif what == "export" and experiment_id == self.selected_id:
             self._details_timer.start()  # coalesced: a flood of validations never stalls the window
 
     # -- shutdown -------------------------------------------------------------------------------
