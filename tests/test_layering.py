@@ -16,7 +16,8 @@ FORBIDDEN = ("PyQt6.QtWidgets", "PyQt6.QtGui", "matplotlib", "rave_gui.ui")
 # QThread/QObject wrappers: the ProcessThread family, AppSignals and the RunController
 # (it owns the threads). Everything else below backend/ and core/ (TrainingManager,
 # the state machine, parsers, database) is plain Python.
-QT_CORE_ALLOWED = {"core/process.py", "core/signals.py", "backend/export.py", "backend/runs.py"}
+QT_CORE_ALLOWED = {"core/process.py", "core/signals.py", "backend/export.py", "backend/runs.py",
+                  "backend/remote_process.py"}
 
 
 def qt_core_allowed(rel: str) -> bool:

@@ -141,8 +141,13 @@ class RunController(QObject):
             raise ValueError("This run is no longer in the queue.") from None
 
     def _device_for(self, config: dict, busy: set[str]) -> str | None:
-        """The device a run would take now, or None when it must wait."""
+        """The device a run would take now, or None when it must wait. A run on
+        another machine (``machine_id``) takes ``m<id>:<device>``: one at a time
+        per device there (``auto`` counts as one device)."""
         wanted = config.get("device", "auto")
+        if config.get("machine_id") is not None:
+            key = f"m{config['machine_id']}:{wanted}"
+            return None if key in {run.device for run in self._runs.values()} else key
         gpus = self.manager.gpus
         if wanted == "cpu" or (wanted == "auto" and not gpus):
             cpu_busy = sum(1 for run in self._runs.values() if run.device == "cpu")
@@ -156,11 +161,12 @@ class RunController(QObject):
 
     def _launch(self, experiment_id: int, resume: bool = False, attach_pid: int | None = None) -> None:
         exp = self.manager.get_experiment(experiment_id)
-        device = self._device_for(exp["config"], self._busy_gpus()) or self._fallback_device(exp["config"])
+        slot = self._device_for(exp["config"], self._busy_gpus()) or self._fallback_device(exp["config"])
+        device = slot.split(":", 1)[1] if slot.startswith("m") else slot
         factory = self.process_factory
         if factory is None:
-            from rave_gui.backend.training_process import TrainingProcess
-            factory = TrainingProcess
+            from rave_gui.backend.executors import training_process_class
+            factory = training_process_class(exp)
         try:
             process = factory(self.manager, experiment_id, resume=resume, rave=self.rave,
                               launcher=self.launcher, attach_pid=attach_pid, device=device)
@@ -169,11 +175,13 @@ class RunController(QObject):
                 self.manager.set_status(experiment_id, "failed", f"The run could not be launched: {exc}")
                 self.run_changed.emit(experiment_id, "status")
             raise
-        self.adopt(experiment_id, process, device=device)
+        self.adopt(experiment_id, process, device=slot)
         process.start()
 
     def _fallback_device(self, config: dict) -> str:
         wanted = config.get("device", "auto")
+        if config.get("machine_id") is not None:
+            return f"m{config['machine_id']}:{wanted}"
         if wanted != "auto":
             return wanted
         return "gpu:0" if self.manager.gpus else "cpu"
@@ -352,10 +360,11 @@ class RunController(QObject):
     def export(self, experiment_id: int, options: dict | None = None):
         """Run ``rave export`` in the background (``options``: output_dir,
         streaming, fidelity); ``export_done`` says how it went."""
-        from rave_gui.backend.export import ExportProcess
+        from rave_gui.backend.executors import export_process_class
         exp = self.manager.get_experiment(experiment_id)
         if exp is None:
             raise ValueError(f"There is no experiment {experiment_id}.")
+        ExportProcess = export_process_class(exp)
         if experiment_id in self._runs or exp["status"] in LIVE:
             raise ValueError("Stop the run (or let it finish) before exporting it.")
         if experiment_id in self._exports:
