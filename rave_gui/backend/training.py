@@ -137,7 +137,11 @@ class TrainingManager:
         device = cfg["device"]
         if not isinstance(device, str) or not DEVICE_RE.fullmatch(device):
             raise ValueError(f"Device must be 'auto', 'cpu' or 'gpu:N' (got {device!r}).")
-        if device.startswith("gpu:"):
+        machine = cfg.get("machine_id")
+        if machine is not None:  # another machine: its own rules (backend/machines.py)
+            from rave_gui.backend.machines import check_machine_device
+            cfg["machine_id"] = check_machine_device(self.db, machine, device)
+        elif device.startswith("gpu:"):
             index, gpus = int(device[4:]), self.gpus
             if index >= len(gpus):
                 found = (f"this computer has {len(gpus)} NVIDIA GPU(s), numbered from 0" if gpus
