@@ -11,8 +11,10 @@ The pages render and call it; they never start, stop or kill a process. It
 * applies every status change on the main thread, through the state machine
   (``TrainingManager.set_status``): a worker thread computes how its run
   ended, the controller writes it;
+* watches each live run's health (``health``: NaN, stalled, disk, memory) and
+  stops a run that goes NaN when its config says so;
 * tells the UI what changed: ``run_changed(id, what)`` with ``what`` one of
-  "status", "step", "metrics", "log", "checkpoints", "export", "queue", plus
+  "status", "step", "metrics", "log", "checkpoints", "export", "queue", "health", plus
   the data signals ``step_changed``, ``metrics_added``, ``log_line``,
   ``export_progress``, ``export_done`` and ``warning``.
 
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 from PyQt6.QtCore import QCoreApplication, QObject, QTimer, pyqtSignal
 
 from rave_gui.backend import rave_cli
+from rave_gui.backend.health import (STALL_MINUTES, disk_alert, expected_checkpoint_bytes, memory_alert,
+                                     nan_alert, stall_alert)
 from rave_gui.backend.run_state import LIVE, TransitionError
 from rave_gui.core.process_group import end_group
 
@@ -42,6 +46,7 @@ class LiveRun:
     step: int = 0
     started: float = field(default_factory=time.monotonic)
     first_step: int | None = None   # the first step this process reported (for the rate)
+    progressed: float = field(default_factory=time.monotonic)  # when the step last moved
 
     def eta_seconds(self) -> float | None:
         """Seconds to the end at the rate measured since this process's first step
@@ -63,6 +68,7 @@ class RunController(QObject):
     export_progress = pyqtSignal(int, int, str)   # experiment id, percent, what
     export_done = pyqtSignal(int, bool, str)      # experiment id, ok, path or reason
     warning = pyqtSignal(int, str)                # experiment id, a sentence (the run goes on)
+    health_changed = pyqtSignal(int, str, str)    # experiment id, kind, sentence ("" when cleared)
 
     def __init__(self, manager, cpu_slots: int = 1, parent=None, *, rave: str | None = None,
                  launcher: bool = True):
@@ -86,6 +92,13 @@ class RunController(QObject):
         self._schedule_timer.setSingleShot(True)
         self._schedule_timer.setInterval(0)
         self._schedule_timer.timeout.connect(self.schedule)
+        #: health alerts per run: {experiment id: {kind: sentence}} (``health`` rules)
+        self.health: dict[int, dict[str, str]] = {}
+        self.stall_minutes = STALL_MINUTES
+        self._health_timer = QTimer(self)
+        self._health_timer.setInterval(30_000)
+        self._health_timer.timeout.connect(self.check_health)
+        self._health_timer.start()
 
     # -- what runs ------------------------------------------------------------------
     def live_ids(self) -> list[int]:
@@ -191,6 +204,8 @@ class RunController(QObject):
         exp = self.manager.get_experiment(experiment_id)
         device = device or self._fallback_device(exp["config"])
         self.manager.register_process(experiment_id, process)
+        for kind in list(self.health.get(experiment_id, {})):  # a new process: a fresh watch
+            self._flag(experiment_id, kind, "")
         self._runs[experiment_id] = LiveRun(process, device, total=int(exp["config"].get("max_steps", 0)),
                                             step=int(exp.get("current_step") or 0))
         e = experiment_id
@@ -280,6 +295,9 @@ class RunController(QObject):
 
     def _on_line(self, experiment_id: int, line: str) -> None:
         self.log_line.emit(experiment_id, line)
+        alert = memory_alert(line)
+        if alert:
+            self._flag(experiment_id, "memory", alert)
 
     def _on_step(self, experiment_id: int, process, step: int, total: int) -> None:
         run = self._runs.get(experiment_id)
@@ -287,11 +305,22 @@ class RunController(QObject):
             return
         if run.first_step is None:
             run.first_step, run.started = step, time.monotonic()
+        if step != run.step:
+            run.progressed = time.monotonic()
+            if "stalled" in self.health.get(experiment_id, {}):
+                self._flag(experiment_id, "stalled", "")
         run.step, run.total = step, total
         self.step_changed.emit(experiment_id, step, total)
         self.run_changed.emit(experiment_id, "step")
 
     def _on_metrics(self, experiment_id: int, metrics: dict) -> None:
+        alert = nan_alert(metrics)
+        if alert and "nan" not in self.health.get(experiment_id, {}):
+            self._flag(experiment_id, "nan", alert)
+            exp = self.manager.get_experiment(experiment_id)
+            if exp is not None and exp["config"].get("stop_on_nan") and exp["status"] in ("starting", "running"):
+                self.warning.emit(experiment_id, "The run went NaN and was stopped (its stop checkpoint is saved).")
+                self.stop(experiment_id)
         self.metrics_added.emit(experiment_id, metrics)
         self.run_changed.emit(experiment_id, "metrics")
         if "val_loss" in metrics:  # RAVE saves its checkpoints at validation
@@ -338,6 +367,40 @@ class RunController(QObject):
         self._ending = [p for p in self._ending if p.isRunning()]
         if not self._ending:
             self._reaper.stop()
+
+    # -- health ---------------------------------------------------------------------------
+    def _flag(self, experiment_id: int, kind: str, sentence: str) -> None:
+        """Raise (or with "" clear) one health alert of a run; a raised one is also an event."""
+        flags = self.health.setdefault(experiment_id, {})
+        if flags.get(kind, "") == sentence:
+            return
+        if sentence:
+            flags[kind] = sentence
+            run = self._runs.get(experiment_id)
+            try:
+                self.manager.record_event(experiment_id, f"alert: {kind}", run.step if run else None, sentence)
+            except Exception:  # noqa: BLE001 - the alert still shows
+                pass
+        else:
+            flags.pop(kind, None)
+        self.health_changed.emit(experiment_id, kind, sentence)
+        self.run_changed.emit(experiment_id, "health")
+
+    def check_health(self) -> None:
+        """The periodic rules: a live run without step progress, a disk too full for
+        the next checkpoint."""
+        now = time.monotonic()
+        for exp_id, run in list(self._runs.items()):
+            exp = self.manager.get_experiment(exp_id)
+            if exp is None or exp["status"] != "running":
+                continue
+            stalled = stall_alert(now - run.progressed, self.stall_minutes)
+            if stalled or "stalled" in self.health.get(exp_id, {}):
+                self._flag(exp_id, "stalled", stalled or "")
+            paths = self.manager.paths(exp)
+            disk = disk_alert(paths.out_dir, expected_checkpoint_bytes(paths.checkpoints()))
+            if disk or "disk" in self.health.get(exp_id, {}):
+                self._flag(exp_id, "disk", disk or "")
 
     # -- resume after a restart ----------------------------------------------------------
     def reattach_all(self) -> tuple[list[int], list[int]]:

@@ -36,7 +36,7 @@ DEVICE_RE = re.compile(r"auto|cpu|gpu:\d{1,2}")
 
 DEFAULTS = {"max_steps": 500_000, "batch_size": 8, "learning_rate": 1e-4, "device": "auto",
             "val_every": 10_000, "log_every": 50, "workers": None, "modifiers": [], "overrides": [],
-            "base_config": "v2"}
+            "base_config": "v2", "stop_on_nan": True}
 
 
 def validate_name(name: Any) -> str:
@@ -130,6 +130,8 @@ class TrainingManager:
         cfg["log_every"] = _int_in(cfg, "log_every", 1, 1_000_000, "Logging interval")
         if cfg["workers"] is not None:
             cfg["workers"] = _int_in(cfg, "workers", 0, 64, "Workers")
+        if not isinstance(cfg["stop_on_nan"], bool):
+            raise ValueError("'Stop on NaN' must be true or false.")
         lr = cfg["learning_rate"]
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr < 1:
             raise ValueError(f"The learning rate must be a number between 0 and 1 (got {lr!r}).")

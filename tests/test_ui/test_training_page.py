@@ -809,3 +809,28 @@ def test_a_warning_shows_in_the_main_window_status_bar(main_window, dataset_id):
     assert page.last_warning == text
     assert main_window.statusBar().currentMessage() == text
     fake.finish("completed", True, "Completed 60 steps.")
+
+
+# ---- health alerts -------------------------------------------------------------------
+
+def test_a_run_that_goes_nan_is_flagged_and_stopped_then_a_stall_is_flagged(qtbot, page, manager, dataset_id):
+    exp_id, fake = live_run(page, manager, dataset_id, "diverging")
+    page.select_experiment(exp_id)
+    assert not page.health_banner.isVisible()
+    fake.metrics_update.emit({"step": 40, "loss": float("nan"), "kl": 0.1})
+    assert "nan" in page.controller.health[exp_id]
+    assert page.health_banner.isVisible() and "diverged" in page.health_banner.text()
+    assert cell(page, exp_id, "Status").startswith("⚠ nan")
+    assert fake.stop_calls == 1  # stop_on_nan is the default: stopped with its checkpoint
+    assert manager.get_experiment(exp_id)["status"] == "stopping"
+    assert any(e["kind"] == "alert: nan" for e in manager.get_events(exp_id))
+
+    other, fake2 = live_run(page, manager, dataset_id, "stuck")
+    page.select_experiment(other)
+    page.controller.stall_minutes = 0.0001  # 6 ms without a step
+    qtbot.wait(20)
+    page.controller.check_health()
+    assert "stalled" in page.controller.health[other] and "looks stalled" in page.health_banner.text()
+    report_step(manager, other, fake2, 3, 60)  # progress clears it
+    assert "stalled" not in page.controller.health[other] and not page.health_banner.isVisible()
+    assert fake2.stop_calls == 0

@@ -20,6 +20,8 @@ class ExperimentsTableModel(QAbstractTableModel):
     def __init__(self, manager, parent=None):
         super().__init__(parent)
         self.manager = manager
+        #: health alerts per run ({id: {kind: sentence}}), shared with the RunController
+        self.alerts: dict[int, dict[str, str]] = {}
         self._rows: list[dict] = []
         self.refresh()
 
@@ -67,14 +69,17 @@ class ExperimentsTableModel(QAbstractTableModel):
         exp = self._rows[index.row()]
         if role == ID_ROLE:
             return exp["id"]
-        if role == Qt.ItemDataRole.ToolTipRole and exp.get("error"):
-            return exp["error"]
+        flags = self.alerts.get(exp["id"])
+        if role == Qt.ItemDataRole.ToolTipRole and (exp.get("error") or flags):
+            return "\n".join([*(flags or {}).values(), *([exp["error"]] if exp.get("error") else [])])
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         col = index.column()
         if col == COL_NAME:
             return exp["name"]
         if col == COL_STATUS:
+            if flags:
+                return "⚠ " + ", ".join(sorted(flags)) + " · " + describe(exp["status"], exp.get("current_step"))
             if exp["status"] == "queued":
                 return f"queued #{self._queue_rank(exp['id'])}"
             return describe(exp["status"], exp.get("current_step"))

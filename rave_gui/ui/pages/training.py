@@ -83,6 +83,7 @@ class TrainingPage(QWidget):
         controller.export_progress.connect(self._on_export_progress)
         controller.export_done.connect(self._on_export_finished)
         controller.warning.connect(self._on_warning)
+        self.model.alerts = controller.health
         if own:  # TrainingPage(self.db), as the design card writes it: this page's controller
             controller.reattach_all()
         self.model.refresh()
@@ -172,6 +173,13 @@ class TrainingPage(QWidget):
         form.addRow(buttons)
         self.buttons_layout = buttons
         rv.addWidget(info)
+        self.health_banner = QLabel("")
+        self.health_banner.setWordWrap(True)
+        self.health_banner.setObjectName("warning")
+        self.health_banner.setStyleSheet("QLabel#warning { background: #fff3cd; color: #664d03; "
+                                         "border: 1px solid #ffe69c; border-radius: 4px; padding: 6px; }")
+        self.health_banner.setVisible(False)
+        rv.addWidget(self.health_banner)
         self.tabs = QTabWidget()
         self.plot = MetricsPlot()
         self.log_view = LogView()
@@ -423,12 +431,19 @@ class TrainingPage(QWidget):
             self.checkpoints.set_checkpoints([])
             self.export_label.setText("")
             self._follow_run_folder(None)
+            self._show_health(None)
             return
         self.name_label.setText(exp["name"])
+        self._show_health(experiment_id)
         self.plot.set_history(self.manager.get_metric_history(experiment_id))  # replaces, draws once
         self.log_view.set_lines(read_log_lines(exp.get("log_path")))
         self.config_view.setPlainText(self._config_text(exp))
         self._refresh_info(experiment_id)
+
+    def _show_health(self, experiment_id: int | None) -> None:
+        flags = self.controller.health.get(experiment_id, {}) if experiment_id is not None else {}
+        self.health_banner.setText("\n".join(f"⚠ {sentence}" for sentence in flags.values()))
+        self.health_banner.setVisible(bool(flags))
 
     def _follow_run_folder(self, exp: dict | None) -> None:
         """Point the tabs that read RAVE's run folder (Audio) at the selected run's,
@@ -532,6 +547,10 @@ class TrainingPage(QWidget):
             self._update_empty_state()
             if experiment_id == self.selected_id:
                 self._refresh_info(experiment_id)
+        elif what == "health":
+            self.model.update_experiment(experiment_id)
+            if experiment_id == self.selected_id:
+                self._show_health(experiment_id)
         elif what == "checkpoints" and experiment_id == self.selected_id:
             self.audio_view.refresh()  # a validation: RAVE logged its audio with it
             self._details_timer.start()
