@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(ffmpeg libegl1 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0
   libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
-  libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libx11-xcb1 libpulse0 xvfb x11-utils imagemagick)
+  libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libx11-xcb1 libpulse0 pulseaudio xvfb x11-utils
+  imagemagick openssh-server openssh-client rsync)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -22,7 +23,9 @@ if command -v dpkg-query >/dev/null 2>&1; then
     else
       echo "setup: these system packages are missing: ${missing[*]}"
       echo "setup: install them with: sudo apt-get install ${missing[*]}"
-      echo "setup: (ffmpeg is required to preprocess audio; the others for the Qt window and screenshots)"
+      echo "setup: (ffmpeg is required to preprocess audio; pulseaudio for the audio device test;"
+      echo "setup:  openssh-server, openssh-client and rsync for remote machines and their tests;"
+      echo "setup:  the others for the Qt window and screenshots)"
     fi
   fi
 elif ! command -v ffmpeg >/dev/null 2>&1; then

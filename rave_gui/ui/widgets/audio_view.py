@@ -206,7 +206,6 @@ class AudioView(QWidget):
     """Validations on the left; examples, A/B playback, WAV export and plots on the right."""
 
     validations_changed = pyqtSignal(int)        # the number of validations listed
-    _polled = pyqtSignal(int, object, object)    # generation, new validations, error (worker -> GUI)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -219,7 +218,12 @@ class AudioView(QWidget):
         self._pairs: list[tuple[np.ndarray, np.ndarray]] = []
         self._side = "original"
         self._status = ""
-        self._polled.connect(self._on_polled)
+        # the worker's result is collected here, on the GUI thread: a worker never emits into
+        # this view, which may be deleted while it reads (a race that crashed the process)
+        self._futures: list[tuple[int, concurrent.futures.Future]] = []
+        self._collect = QTimer(self)
+        self._collect.setInterval(30)
+        self._collect.timeout.connect(self._collect_results)
 
         self.list = QListWidget()
         self.list.currentRowChanged.connect(self._on_row)
@@ -407,20 +411,20 @@ class AudioView(QWidget):
     # -- reading (worker thread -> GUI thread) ---------------------------------------------------
 
     def _submit(self) -> None:
-        follower, generation, signal = self._follower, self._generation, self._polled
         self._in_flight = True
+        self._futures.append((self._generation, _executor().submit(self._follower.poll)))
+        self._collect.start()
 
-        def work():
+    def _collect_results(self) -> None:
+        while self._futures and self._futures[0][1].done():
+            generation, future = self._futures.pop(0)
             try:
-                result, error = follower.poll(), None
+                result, error = future.result(), None
             except Exception as exc:  # noqa: BLE001 - reported as a sentence, the detail kept
                 result, error = [], exc
-            try:
-                signal.emit(generation, result, error)
-            except RuntimeError:      # the view was deleted meanwhile
-                pass
-
-        _executor().submit(work)
+            self._on_polled(generation, result, error)
+        if not self._futures:
+            self._collect.stop()
 
     def _on_polled(self, generation: int, new: list, error) -> None:
         if generation != self._generation:
