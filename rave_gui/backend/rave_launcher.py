@@ -23,6 +23,17 @@ as the ``rave`` console script does. The callbacks:
 * **Learning rate.** Lightning's ``LearningRateMonitor`` logs the optimizers'
   real learning rates (``lr-Adam``: RAVE's generator schedule) to the event
   file, so the plot shows the schedule RAVE really follows.
+* **Live flush.** TensorBoard's writer flushes its file every 120 s: where
+  TensorFlow is installed (its buffered ``tf.io.gfile``) the losses would reach
+  the app up to two minutes late (without TensorFlow, tensorboard's stand-in
+  appends each record at once: see ``benchmarks/bench_latency.py``).
+  Each logger's ``log_metrics`` is wrapped: after every write (a logging step,
+  the learning rate, a validation; Lightning 1.9 writes a step's losses *after*
+  the ``on_train_batch_end`` hooks) and at each batch start/end and validation
+  end, the writer is flushed if something was logged since the last flush and
+  at least ``FLUSH_INTERVAL_S`` (1 s) has passed: at most one flush a second,
+  and nothing logged waits longer than that or one step. A failing flush is
+  ignored (it never stops the training). ``RAVE_GUI_FLUSH=0`` turns it off.
 
 Every line the launcher prints starts with ``[rave-gui:TOKEN]``, where TOKEN is
 ``RAVE_GUI_TOKEN`` (a random value the app makes for each launch): the app
@@ -40,6 +51,7 @@ import sys
 import time
 
 _STATE = {"stop": False, "trainer": None}
+FLUSH_INTERVAL_S = 1.0
 _TOKEN = os.environ.get("RAVE_GUI_TOKEN", "")
 _PREFIX = f"[rave-gui:{_TOKEN}]" if _TOKEN.isalnum() else "[rave-gui]"
 
@@ -55,8 +67,66 @@ def _on_sigint(signum, frame):
     _say("stop requested: saving a checkpoint at the end of this step")
 
 
+class _Flusher:
+    """Flushes the loggers' writers when something was logged since the last
+    flush and at least ``interval`` seconds have passed. Never raises."""
+
+    def __init__(self, interval: float = FLUSH_INTERVAL_S, enabled: bool = True):
+        self.interval, self.enabled = interval, enabled
+        self.dirty = False
+        self.last = float("-inf")
+        self.flushes = 0
+
+    def watch(self, trainer) -> None:
+        """Wrap each logger's ``log_metrics`` so that a write marks it dirty and
+        flushes at once when the interval allows."""
+        if not self.enabled:
+            return
+        try:
+            for logger in trainer.loggers:
+                if getattr(logger, "_rave_gui_flush", False):
+                    continue
+                original = logger.log_metrics
+
+                def log_metrics(*args, _original=original, **kwargs):
+                    result = _original(*args, **kwargs)
+                    self.dirty = True
+                    self.maybe_flush(trainer)
+                    return result
+
+                logger.log_metrics = log_metrics
+                logger._rave_gui_flush = True
+        except Exception:  # noqa: BLE001 - flushing is a nicety, the training is not
+            pass
+
+    def maybe_flush(self, trainer, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        try:
+            if force:
+                self.dirty = True
+            now = time.monotonic()
+            if not self.dirty or now - self.last < self.interval:
+                return
+            self.dirty = False
+            self.last = now
+            for logger in trainer.loggers:
+                flush = getattr(getattr(logger, "experiment", None), "flush", None)
+                if callable(flush):
+                    flush()
+            self.flushes += 1
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _flush_enabled() -> bool:
+    return os.environ.get("RAVE_GUI_FLUSH", "1").strip().lower() not in ("0", "no", "false", "off")
+
+
 def _install_callbacks() -> None:
     import pytorch_lightning as pl
+
+    flusher = _Flusher(enabled=_flush_enabled())
 
     class RaveGuiCallback(pl.Callback):
         def __init__(self):
@@ -65,6 +135,10 @@ def _install_callbacks() -> None:
         def on_fit_start(self, trainer, pl_module):
             _STATE["trainer"] = trainer
             _say(f"run_dir={trainer.logger.log_dir}")
+            flusher.watch(trainer)
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            flusher.maybe_flush(trainer)  # what the previous step logged, if the interval held it
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             step = trainer.global_step
@@ -72,9 +146,12 @@ def _install_callbacks() -> None:
             if now - self._last >= 0.5 or step >= (trainer.max_steps or 0):
                 self._last = now
                 _say(f"step={step}/{trainer.max_steps}")
+            flusher.maybe_flush(trainer)
             self._stop_if_asked(trainer)
 
         def on_validation_end(self, trainer, pl_module):
+            # the validation audio goes straight to the writer, not through log_metrics
+            flusher.maybe_flush(trainer, force=True)
             self._stop_if_asked(trainer)  # a stop asked during a validation
 
         @staticmethod

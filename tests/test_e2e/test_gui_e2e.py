@@ -58,7 +58,8 @@ def test_wizard_run_plot_and_stop_from_table(qtbot, tmp_path, rave_dataset):
     rect = page.table.visualRect(index)
     qtbot.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert page.manager.get_experiment(second)["status"] == "stopping"  # saving its checkpoint
-    assert page.model.index(row, 1).data().startswith("stopping (saving step")
+    assert page.model.index(row, 1).data() == "stopping…"
+    assert page.status_label.text().startswith("stopping (saving step") or page.selected_id != second
     assert window.runs.live_ids().count(second) == 1  # the close dialog counts it
     qtbot.waitUntil(lambda: second not in page.live_runs(), timeout=30_000)
     assert page.manager.get_experiment(second)["status"] == "stopped"

@@ -87,8 +87,8 @@ def test_row_contents(manager, dataset_id):
     started = manager.get_experiment(exp_id)["started_at"]
     assert cell(model, 0, "Name") == "voice-v2"
     assert cell(model, 0, "Status") == "running"
-    assert cell(model, 0, "Started") == started.replace("T", " ")[:16]
-    assert cell(model, 0, "Steps") == "1,234 / 20,000"
+    assert cell(model, 0, "Started") == started[5:16].replace("T", " ")  # this year: month-day time
+    assert cell(model, 0, "Steps") == "1,234 / 20k"
     assert model.index(0, COL_NAME).data(ID_ROLE) == exp_id
     assert model.experiment_at(0)["id"] == exp_id and model.experiment_at(1) is None
     assert model.row_of(exp_id) == 0 and model.row_of(exp_id + 99) == -1
@@ -136,7 +136,7 @@ def test_actions_follow_status_and_live_process(manager, dataset_id):
     manager.stop_training(live)
     assert process.stop_calls == 1 and process.stop_requested
     model.update_experiment(live)
-    assert cell(model, row_of_name(model, "live"), "Status") == "stopping (saving step 8)"
+    assert cell(model, row_of_name(model, "live"), "Status") == "stopping…"
     assert cell(model, row_of_name(model, "live"), "Actions") == ""
     # its process ended (what the RunController does on finished): Resume
     manager.unregister_process(live, process)
@@ -177,7 +177,8 @@ def test_status_column_follows_the_state_machine(manager, dataset_id):
     manager.set_current_step(exp_id, 1500)
     manager.set_status(exp_id, "stopping")
     model.update_experiment(exp_id)
-    assert cell(model, 0, "Status") == "stopping (saving step 1,500)"
+    assert cell(model, 0, "Status") == "stopping…"
+    assert model.index(0, 1).data(Qt.ItemDataRole.ToolTipRole) == "stopping (saving step 1,500)"
     manager.set_status(exp_id, "stopped")
     model.update_experiment(exp_id)
     assert cell(model, 0, "Status") == "stopped"
@@ -276,3 +277,10 @@ def test_refresh_with_a_new_order_resets(manager, dataset_id, db):
     resets = Recorder(model.modelReset)
     model.refresh()
     assert len(resets.calls) == 1 and model.row_of(first) < model.row_of(second)
+
+
+def test_compact_counts_and_times():
+    from rave_gui.ui.models.experiments_model import count, short_time
+    assert [count(n) for n in (0, 9_999, 12_500, 20_000, 123_456, 1_000_000, 1_500_000)] == [
+        "0", "9,999", "12.5k", "20k", "123k", "1M", "1.5M"]
+    assert short_time("2001-02-03T04:05:06") == "2001-02-03" and short_time(None) == ""

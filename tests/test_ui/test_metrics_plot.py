@@ -126,7 +126,7 @@ def test_structure(plot):
     assert len(axes) == 2
     assert [ax.get_title() for ax in axes] == ["Training Loss", "Learning Rate"]
     assert [plot.lower_combo.itemText(i) for i in range(plot.lower_combo.count())] == [
-        "Learning rate", "KL beta (beta_factor)"]
+        "Learning rate", "KL beta (beta_factor)", "Fidelity (latent dimensions)"]
 
 
 def test_update_metrics_adds_points(plot):
@@ -148,7 +148,8 @@ def test_ignores_private_and_non_numeric_values(plot):
     plot.update_metrics({"loss": 5.0})  # no step: cannot be placed
     assert set(plot.get_history()) == {"loss", "epoch", "fidelity_0.95"}
     assert len(plot.get_history()["loss"][0]) == 1
-    assert "epoch" not in plot.term_actions and "fidelity_0.95" in plot.term_actions
+    assert "epoch" not in plot.term_actions
+    assert "fidelity_0.95" not in plot.term_actions  # a number of dimensions: the lower plot
 
 
 def test_val_loss_dashed_orange_with_markers_loss_blue_solid(plot):
@@ -384,8 +385,299 @@ def test_hidden_widget_does_not_draw_until_shown(plot, qtbot):
 
 
 def test_new_terms_get_distinct_colours(plot):
-    terms = ["regularization", "feature_matching", "adversarial", "loss_dis", "fidelity_0.95"]
+    terms = ["regularization", "feature_matching", "adversarial", "loss_dis", "pred_real"]
     plot.update_metrics({"step": 0, **{t: 1.0 for t in terms}})
     colours = {to_rgba(raw_line(plot, t).get_color()) for t in ["loss", "val_loss", *terms]}
     assert len(colours) == len(terms) + 2
     assert list(plot.term_actions) == ["loss", "val_loss", *terms]
+
+
+# ---- phases, fidelity, legend, empty plot, learning-rate ticks -----------------
+
+PHASE_2_TEXT = "phase 2: adversarial training"
+ADVERSARIAL = ("feature_matching", "adversarial", "loss_dis", "pred_real", "pred_fake")
+
+
+def rave_points(last_step, phase_1=None, every=1):
+    """Points shaped like RAVE's: the adversarial terms from phase_1 on."""
+    points = []
+    for step in range(0, last_step + 1, every):
+        point = {"step": step, "loss": 5.0 - step / 100, "lr": 1e-3 - 9e-4 * step / 1000,
+                 "multiband_spectral_distance": 3.0, "regularization": 0.1}
+        if phase_1 is not None and step >= phase_1:
+            point.update(feature_matching=2.0, adversarial=1.0, loss_dis=1.5, pred_real=0.4,
+                         pred_fake=-0.4)
+            point["loss"] += 3.0
+        points.append(point)
+    return points
+
+
+def phase_visible(plot):
+    return [line.get_visible() for line in plot.phase_lines] + [plot.phase_label.get_visible()]
+
+
+def test_phase_marker_far_ahead_is_not_drawn_and_does_not_stretch_the_axis(plot):
+    plot.update_metrics(rave_points(1000, every=50))
+    plot.set_phase_1(1_000_000)
+    plot.redraw_now()
+    assert phase_visible(plot) == [False, False, False]
+    assert plot.ax_loss.get_xlim()[1] < 2000
+
+
+def test_phase_marker_shown_on_both_axes_once_the_axis_reaches_it(plot):
+    plot.update_metrics(rave_points(150, phase_1=60))
+    plot.set_phase_1(60)
+    plot.redraw_now()
+    assert phase_visible(plot) == [True, True, True]
+    for line in plot.phase_lines:
+        np.testing.assert_array_equal(line.get_xdata(), [60, 60])
+    assert plot.phase_lines[1].axes is plot.ax_lower
+    assert plot.phase_label.get_text() == PHASE_2_TEXT
+    assert plot.phase_label.get_position()[0] == 60
+    plot.set_phase_1(None)
+    plot.redraw_now()
+    assert phase_visible(plot) == [False, False, False]
+
+
+def test_phase_marker_shows_ahead_only_when_the_data_is_near(plot):
+    plot.set_phase_1(60)
+    plot.update_metrics(rave_points(40))  # 40 < 80 % of 60: not yet
+    plot.redraw_now()
+    assert phase_visible(plot) == [False, False, False]
+    assert plot.ax_loss.get_xlim()[1] < 60
+    plot.update_metrics(rave_points(50)[41:])  # 50 >= 48: the axis extends to show it
+    plot.redraw_now()
+    assert phase_visible(plot) == [True, True, True]
+    assert plot.ax_loss.get_xlim()[1] >= 60
+    assert plot.ax_loss.get_autoscalex_on()  # still following the live data
+
+
+def test_phase_marker_follows_zoom(plot):
+    plot.update_metrics(rave_points(1000, every=50))
+    plot.set_phase_1(5000)
+    plot.ax_loss.set_xlim(0, 6000)  # the zoom tool: the axis now reaches the marker
+    plot.redraw_now()
+    assert phase_visible(plot) == [True, True, True]
+    plot.ax_loss.set_xlim(0, 500)
+    plot.redraw_now()
+    assert phase_visible(plot) == [False, False, False]
+
+
+def test_phase_marker_absent_without_data_and_bad_values_ignored(plot):
+    plot.set_phase_1(0)
+    plot.redraw_now()
+    assert phase_visible(plot) == [False, False, False]  # nothing to mark on empty axes
+    plot.set_phase_1("soon")
+    assert plot.phase_1 is None
+    plot.set_phase_1(np.int64(60))
+    assert plot.phase_1 == 60
+
+
+def test_phase_marker_short_label_on_a_small_plot(plot, qtbot):
+    plot.resize(500, 330)
+    qtbot.waitUntil(lambda: plot.phase_label.get_text() == "phase 2", timeout=2000)
+    plot.resize(800, 600)
+    qtbot.waitUntil(lambda: plot.phase_label.get_text() == PHASE_2_TEXT, timeout=2000)
+
+
+def test_adversarial_terms_offered_once_they_appear(plot):
+    plot.update_metrics(rave_points(59, phase_1=60))
+    plot.redraw_now()
+    assert not set(ADVERSARIAL) & set(plot.term_actions)
+    plot.update_metrics(rave_points(80, phase_1=60)[60:])
+    plot.redraw_now()
+    for term in ADVERSARIAL:
+        action = plot.term_actions[term]
+        assert action.isEnabled() and not action.isChecked() and action.toolTip()
+    menu = plot.terms_menu.actions()
+    sections = [a for a in menu if a.isSeparator()]
+    assert [a.text() for a in sections] == ["Phase 2 (adversarial)"]
+    after = [a.text() for a in menu[menu.index(sections[0]) + 1:]]
+    assert after == list(ADVERSARIAL)  # grouped under their heading, in arrival order
+    plot.update_metrics({"step": 81, "fullband_spectral_distance": 2.0})
+    menu = [a.text() for a in plot.terms_menu.actions()]
+    assert menu.index("fullband_spectral_distance") < menu.index("Phase 2 (adversarial)")
+    plot.term_actions["loss_dis"].setChecked(True)
+    np.testing.assert_array_equal(raw_line(plot, "loss_dis").get_xdata(), np.arange(60, 81))
+
+
+def test_adversarial_terms_from_a_past_run(plot):
+    history = {"loss": [(s, 1.0) for s in range(10)], "adversarial": [(s, 0.5) for s in range(5, 10)]}
+    plot.set_history(history)
+    assert "adversarial" in plot.term_actions and plot.term_actions["adversarial"].isEnabled()
+
+
+FIDELITY = {"fidelity_0.99": 30, "fidelity_0.8": 4, "fidelity_0.95": 12, "fidelity_0.9": 8}
+
+
+def test_fidelity_on_the_lower_plot(plot):
+    plot.update_metrics(rave_points(100, every=10))
+    plot.update_metrics([{"step": s, **FIDELITY} for s in (29, 59)])
+    plot.redraw_now()
+    assert not any(k.startswith("fidelity") for k in plot.term_actions)
+    assert plot.lower_key == "lr"
+    plot.lower_combo.setCurrentIndex(plot.lower_combo.findData("fidelity"))
+    plot.redraw_now()
+    assert plot.lower_key == "fidelity"
+    assert plot.ax_lower.get_title() == "Fidelity: latent dimensions needed"
+    assert plot.ax_lower.get_yscale() == "linear"
+    assert not plot.lower_message.get_visible()
+    assert not any(line.get_visible() for line in plot.lower_lines.values())
+    legend = plot.ax_lower.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["80 %", "90 %", "95 %", "99 %"]
+    line = plot.fidelity_lines["fidelity_0.95"]
+    assert line.get_visible()
+    np.testing.assert_array_equal(line.get_xdata(), [29, 59])
+    np.testing.assert_array_equal(line.get_ydata(), [12, 12])
+    ticks = [t for t in plot.ax_lower.get_yticks() if float(t).is_integer()]
+    assert len(ticks) == len(plot.ax_lower.get_yticks())  # whole numbers of dimensions
+    plot.lower_combo.setCurrentIndex(0)
+    plot.redraw_now()
+    assert plot.ax_lower.get_legend() is None
+    assert not any(line.get_visible() for line in plot.fidelity_lines.values())
+
+
+def test_fidelity_choice_without_data_says_why(plot):
+    plot.update_metrics(rave_points(100, every=10))
+    plot.lower_combo.setCurrentIndex(plot.lower_combo.findData("fidelity"))
+    plot.redraw_now()
+    assert plot.lower_key is None
+    assert plot.lower_message.get_visible()
+    assert "No fidelity logged" in plot.lower_message.get_text()
+    assert "before phase 2" in plot.lower_message.get_text()
+
+
+def display_points(line):
+    x, y = line.get_data()
+    return line.axes.transData.transform(np.column_stack([x, y]))
+
+
+@pytest.mark.parametrize("rising", [True, False])
+def test_legend_never_covers_the_newest_points(plot, rising):
+    sign = 1 if rising else -1  # newest points at the top right, or the bottom right
+    points = [{"step": s, "loss": 5 + sign * s / 10, "val_loss": 5 + sign * s / 9,
+               "multiband_spectral_distance": 4 + sign * s / 11} for s in range(100)]
+    plot.update_metrics(points)
+    plot.term_actions["multiband_spectral_distance"].setChecked(True)
+    plot.redraw_now()
+    legend = plot.ax_loss.get_legend()
+    box = legend.get_window_extent(plot.canvas.get_renderer())
+    assert len(legend.get_texts()) == 3
+    for term in ("loss", "val_loss", "multiband_spectral_distance"):
+        for x, y in display_points(raw_line(plot, term))[-10:]:
+            assert not box.contains(x, y), term
+    axes_box = plot.ax_loss.get_window_extent()
+    assert box.x0 >= axes_box.x1  # beside the axes, not over them
+    assert box.x1 <= plot.figure.bbox.x1  # and within the figure
+
+
+def test_legend_margin_follows_its_width(plot):
+    plot.update_metrics([{"step": s, "loss": 1.0, "multiband_spectral_distance": 2.0}
+                         for s in range(5)])
+    plot.redraw_now()
+    narrow = plot.ax_loss.get_position().x1
+    plot.term_actions["multiband_spectral_distance"].setChecked(True)
+    plot.redraw_now()
+    assert plot.ax_loss.get_position().x1 < narrow  # room for the longer label
+    plot.term_actions["multiband_spectral_distance"].setChecked(False)
+    plot.redraw_now()
+    assert plot.ax_loss.get_position().x1 == pytest.approx(narrow)
+
+
+def test_empty_plot_says_why(plot):
+    plot.redraw_now()
+    assert plot.loss_message.get_visible()
+    assert plot.loss_message.get_text() == "No points yet: RAVE logs the losses every 50 steps"
+    assert not plot.ax_loss.yaxis.get_visible()
+    assert not plot.ax_lower.xaxis.get_visible()  # no -0.04 ... 0.04 step axis
+    plot.set_log_every(5)
+    plot.redraw_now()
+    assert plot.loss_message.get_text() == "No points yet: RAVE logs the losses every 5 steps"
+    plot.set_log_every(None)
+    plot.redraw_now()
+    assert plot.loss_message.get_text().endswith("every 50 steps")
+
+    plot.update_metrics({"step": 3, "lr": 1e-3})  # the launcher's lr comes every step
+    plot.redraw_now()
+    assert plot.loss_message.get_visible()  # still no loss
+    assert plot.ax_lower.xaxis.get_visible()
+
+    plot.update_metrics({"step": 50, "loss": 2.0})
+    plot.redraw_now()
+    assert not plot.loss_message.get_visible()
+    assert plot.ax_loss.yaxis.get_visible()
+
+    plot.term_actions["loss"].setChecked(False)
+    plot.redraw_now()
+    assert plot.loss_message.get_visible()
+    assert plot.loss_message.get_text() == "No term selected: choose one under Terms"
+
+    plot.clear()
+    assert plot.loss_message.get_text().startswith("No points yet")
+
+
+def lr_labels(plot):
+    """The visible, labelled tick labels of the learning-rate axis, and their boxes."""
+    plot.canvas.draw()
+    renderer = plot.canvas.get_renderer()
+    y0, y1 = sorted(plot.ax_lower.get_ylim())
+    labels = [t for t in plot.ax_lower.yaxis.get_ticklabels(which="both")
+              if t.get_visible() and t.get_text() and y0 <= t.get_position()[1] <= y1]
+    return [t.get_text() for t in labels], [t.get_window_extent(renderer) for t in labels]
+
+
+def assert_readable(texts, boxes):
+    assert len(texts) >= 1
+    assert len(set(texts)) == len(texts), texts  # never every tick "1e-3"
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), texts
+
+
+@pytest.mark.parametrize("lrs", [
+    [1e-3],                                    # one point
+    [1e-3, 1e-3 - 9e-10, 1e-3 - 1.8e-9],       # the first steps of a 1e6-step decay
+    [1e-3, 5e-4, 1e-4],                        # the whole schedule: one decade
+    [1e-3, 1e-6],                              # three decades
+])
+def test_learning_rate_ticks_readable(plot, lrs):
+    plot.update_metrics([{"step": 50 * i, "loss": 1.0, "lr": v} for i, v in enumerate(lrs)])
+    plot.redraw_now()
+    assert plot.ax_lower.get_yscale() == "log"
+    texts, boxes = lr_labels(plot)
+    assert_readable(texts, boxes)
+    y0, y1 = plot.ax_lower.get_ylim()
+    assert y0 <= min(lrs) and max(lrs) <= y1
+
+
+def test_learning_rate_ticks_readable_when_zoomed_into_a_narrow_range(plot):
+    plot.update_metrics([{"step": s, "loss": 1.0, "lr": 1e-3 - 1e-9 * s} for s in range(100)])
+    plot.redraw_now()
+    plot.ax_lower.set_ylim(1e-3 - 1e-7, 1e-3)  # a zoom far inside one decade
+    texts, boxes = lr_labels(plot)
+    assert len(texts) >= 2
+    assert_readable(texts, boxes)
+
+
+def test_learning_rate_ticks_on_a_small_plot(plot):
+    plot.resize(500, 330)
+    plot.update_metrics([{"step": s, "loss": 1.0, "lr": v}
+                         for s, v in enumerate(np.geomspace(1e-3, 1e-4, 50))])
+    plot.redraw_now()
+    assert_readable(*lr_labels(plot))
+
+
+def test_short_number_and_log_ticks():
+    from rave_gui.ui.widgets.plot_ticks import LogTicks, short_number
+    assert short_number(1e-3) == "1e-3"
+    assert short_number(2.5e-4) == "2.5e-4"
+    assert short_number(0.05) == "0.05"
+    assert short_number(120.0) == "120"
+    assert short_number(9.9994e-4, 5) == "9.9994e-4"
+    assert short_number(0.0) == "0"
+    ticks = LogTicks().tick_values(1e-4, 1e-3)
+    np.testing.assert_allclose(ticks[(ticks >= 1e-4) & (ticks <= 1e-3)], [1e-4, 2e-4, 5e-4, 1e-3])
+    narrow = LogTicks().tick_values(9.99e-4, 1e-3)  # no 1-2-5 tick inside: linear ticks
+    assert ((narrow >= 9.99e-4) & (narrow <= 1e-3)).sum() >= 2
+    wide = LogTicks().tick_values(1e-12, 1.0)  # 13 decades: every k-th decade only
+    assert len(wide) <= 9 and np.all(wide > 0)

@@ -91,3 +91,14 @@ def test_the_audio_tab_follows_the_selected_run(qtbot, tmp_path):
     assert [v.step for v in page.audio_view.validations] == [1, 3, 5]
     page.select_experiment(b)  # no event files: the tab is emptied
     qtbot.waitUntil(lambda: page.audio_view.validations == [], timeout=10_000)
+
+
+def test_the_phase_marker_comes_from_the_runs_config_gin(qtbot, tmp_path):
+    db, manager, (a, b) = two_runs(tmp_path)
+    (Path(manager.get_experiment(a)["run_dir"]) / "config.gin").write_text("PHASE_1_DURATION = 60\n")
+    page = make_page(qtbot, manager)
+    page.select_experiment(a)
+    assert page.plot.phase_1 == 60
+    page.select_experiment(b)  # its config.gin names the macro without a value: predicted from the config
+    from rave_gui.backend import rave_cli
+    assert page.plot.phase_1 == rave_cli.phase_1_duration("v2")

@@ -1,6 +1,8 @@
 """ExperimentsTableModel: the experiments table (Qt model/view)."""
 from __future__ import annotations
 
+import datetime as _dt
+
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
 from rave_gui.backend.run_state import RESUMABLE, describe
@@ -8,6 +10,27 @@ from rave_gui.backend.run_state import RESUMABLE, describe
 COLUMNS = ("Name", "Status", "Started", "Steps", "Actions")
 COL_NAME, COL_STATUS, COL_STARTED, COL_STEPS, COL_ACTIONS = range(5)
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def count(n: int) -> str:
+    """Steps, short enough for the table: 1,234 · 123k · 1.5M."""
+    n = int(n)
+    if n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k" if n % 1000 == 0 or n >= 100_000 else f"{n / 1000:.1f}k"
+    return f"{n / 1e6:.1f}M".replace(".0M", "M")
+
+
+def short_time(iso: str | None) -> str:
+    """'11-29 14:05' this year, '2025-11-29' before."""
+    if not iso:
+        return ""
+    try:
+        when = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso[:16].replace("T", " ")
+    return when.strftime("%m-%d %H:%M") if when.year == _dt.date.today().year else when.strftime("%Y-%m-%d")
 
 
 class ExperimentsTableModel(QAbstractTableModel):
@@ -70,24 +93,26 @@ class ExperimentsTableModel(QAbstractTableModel):
         if role == ID_ROLE:
             return exp["id"]
         flags = self.alerts.get(exp["id"])
-        if role == Qt.ItemDataRole.ToolTipRole and (exp.get("error") or flags):
-            return "\n".join([*(flags or {}).values(), *([exp["error"]] if exp.get("error") else [])])
+        if role == Qt.ItemDataRole.ToolTipRole:  # the whole story; the cells stay short
+            lines = [*(flags or {}).values(), *([exp["error"]] if exp.get("error") else [])]
+            if exp["status"] == "stopping":
+                lines.insert(0, describe(exp["status"], exp.get("current_step")))
+            return "\n".join(lines) or None
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         col = index.column()
         if col == COL_NAME:
             return exp["name"]
         if col == COL_STATUS:
-            if flags:
-                return "⚠ " + ", ".join(sorted(flags)) + " · " + describe(exp["status"], exp.get("current_step"))
-            if exp["status"] == "queued":
-                return f"queued #{self._queue_rank(exp['id'])}"
-            return describe(exp["status"], exp.get("current_step"))
+            status = f"queued #{self._queue_rank(exp['id'])}" if exp["status"] == "queued" else (
+                "stopping…" if exp["status"] == "stopping" else exp["status"])
+            return f"⚠ {status}" if flags else status
         if col == COL_STARTED:
-            return (exp.get("started_at") or "").replace("T", " ")[:16]
+            return short_time(exp.get("started_at"))
         if col == COL_STEPS:
             total = (exp.get("config") or {}).get("max_steps")
-            return f"{exp.get('current_step') or 0:,} / {total:,}" if total else f"{exp.get('current_step') or 0:,}"
+            done = count(exp.get("current_step") or 0)
+            return f"{done} / {count(total)}" if total else done
         if col == COL_ACTIONS:
             return self.action_for(exp)
         return None

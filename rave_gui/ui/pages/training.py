@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import (QAbstractItemView, QFormLayout, QGroupBox, QHBoxLay
 from rave_gui.backend import rave_cli
 from rave_gui.backend.checkpoints import delete_checkpoint
 from rave_gui.backend.export import list_exports
+from rave_gui.backend.gin_config import phase_1_duration_of_run
 from rave_gui.backend.log_parsing import strip_progress
 from rave_gui.backend.run_state import LIVE, describe
 from rave_gui.backend.runs import RunController
@@ -48,6 +49,7 @@ def read_log_lines(path: str | None, limit_bytes: int = LOG_TAIL_BYTES) -> list[
 
 class TrainingPage(QWidget):
     run_started = pyqtSignal(int)
+    go_to_datasets = pyqtSignal()
     _tensorboard_done = pyqtSignal(str, str)  # url, error (from the thread that starts it)
 
     def __init__(self, db, parent=None, manager: TrainingManager | None = None,
@@ -115,7 +117,12 @@ class TrainingPage(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name takes what is left
+        self.table.setWordWrap(False)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.actions = ActionButtonDelegate(self.table)
         self.actions.clicked.connect(self._on_action_clicked)
         self.table.setItemDelegateForColumn(COL_ACTIONS, self.actions)
@@ -124,6 +131,9 @@ class TrainingPage(QWidget):
         self.empty_label = QLabel("No trainings yet. Click “New Training…” to start one.")
         self.empty_label.setWordWrap(True)
         lv.addWidget(self.empty_label)
+        self.empty_button = QPushButton("Go to Datasets")
+        self.empty_button.clicked.connect(self.go_to_datasets.emit)
+        lv.addWidget(self.empty_button)
 
         right = QWidget()
         rv = QVBoxLayout(right)
@@ -199,9 +209,9 @@ class TrainingPage(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(right)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 7)
-        splitter.setSizes([300, 700])
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 6)
+        splitter.setSizes([400, 600])
         self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
@@ -211,7 +221,19 @@ class TrainingPage(QWidget):
         self.tensorboard_button.setEnabled(False)
 
     def _update_empty_state(self) -> None:
-        self.empty_label.setVisible(self.model.rowCount() == 0)
+        """Getting started: with no dataset yet, lead to the Datasets page first."""
+        empty = self.model.rowCount() == 0
+        no_dataset = empty and self.db.query_one("SELECT 1 FROM datasets LIMIT 1") is None
+        self.empty_label.setText(
+            "Getting started: a training needs a dataset. Make one from a folder of your audio "
+            "on the Datasets page, then come back and click “New Training…”." if no_dataset else
+            "No trainings yet. Click “New Training…” (Ctrl+N) to start one.")
+        self.empty_label.setVisible(empty)
+        self.empty_button.setVisible(no_dataset)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._update_empty_state()  # a dataset may have been made meanwhile
 
     # -- starting runs -------------------------------------------------------------------
     def open_new_training(self):
@@ -432,13 +454,27 @@ class TrainingPage(QWidget):
             self.export_label.setText("")
             self._follow_run_folder(None)
             self._show_health(None)
+            self.plot.set_phase_1(None)
             return
         self.name_label.setText(exp["name"])
         self._show_health(experiment_id)
         self.plot.set_history(self.manager.get_metric_history(experiment_id))  # replaces, draws once
+        self._phase_from_gin = self._show_plot_context(exp)
         self.log_view.set_lines(read_log_lines(exp.get("log_path")))
         self.config_view.setPlainText(self._config_text(exp))
         self._refresh_info(experiment_id)
+
+    def _show_plot_context(self, exp: dict) -> bool:
+        """The logging interval and the phase-2 marker of the selected run; True once
+        they came from the run's own config.gin (overrides included)."""
+        cfg = exp["config"]
+        self.plot.set_log_every(cfg.get("log_every"))
+        step = phase_1_duration_of_run(self.manager.paths(exp).run_dir)
+        from_gin = step is not None
+        if not from_gin:  # queued or starting: no config.gin yet, so predict it from the config
+            step = rave_cli.phase_1_duration(cfg["base_config"], cfg.get("modifiers", []), cfg.get("overrides", []))
+        self.plot.set_phase_1(step)
+        return from_gin
 
     def _show_health(self, experiment_id: int | None) -> None:
         flags = self.controller.health.get(experiment_id, {}) if experiment_id is not None else {}
@@ -530,6 +566,8 @@ class TrainingPage(QWidget):
 
     def _on_metrics(self, experiment_id: int, metrics: dict) -> None:
         if experiment_id == self.selected_id:
+            if not getattr(self, "_phase_from_gin", True):  # the run folder has appeared since
+                self._phase_from_gin = self._show_plot_context(self.manager.get_experiment(experiment_id))
             self.plot.update_metrics(metrics)
 
     def _on_run_changed(self, experiment_id: int, what: str) -> None:

@@ -1,9 +1,13 @@
-"""Live training curves: loss terms on top, learning rate (or KL beta) below.
+"""Live training curves: loss terms on top, learning rate, KL beta or fidelity below.
 
 ``update_metrics`` only appends to an in-memory history and arms a
 single-shot timer; the figure is redrawn at most once per ``REDRAW_MS``.
 Long histories are reduced with ``decimate_minmax`` (peaks survive) before
 ``Line2D.set_data``, so a redraw costs about the same for 1e3 or 1e6 points.
+
+RAVE trains in two phases: from ``PHASE_1_DURATION`` on (``set_phase_1``) the
+adversarial terms appear and the losses jump; a dotted marker on both axes says
+so. Legends sit outside the axes (right), so they never cover the newest points.
 """
 from __future__ import annotations
 
@@ -12,32 +16,45 @@ import numbers
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
-
-# short tick labels: a log axis spanning less than a decade (RAVE's 1e-3 -> 1e-4
-# schedule) otherwise labels its minor ticks in wide mathtext that gets clipped
-def _short_number(value: float, _pos=None) -> str:
-    if value == 0 or 1e-2 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-
-
-_SHORT = FuncFormatter(_short_number)
+from matplotlib.ticker import AutoLocator, MaxNLocator
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider,
                              QToolButton, QVBoxLayout, QWidget)
 
+from rave_gui.ui.widgets.plot_ticks import use_log_ticks
+
 REDRAW_MS = 250
 MAX_DISPLAY_POINTS = 4000  # 2000 min/max buckets
 MAX_MARKERS = 300  # beyond that, markers go on every k-th point only
 DEFAULT_TERMS = ("loss", "val_loss")
-LOWER_CHOICES = (("Learning rate", "lr"), ("KL beta (beta_factor)", "beta_factor"))
-LOWER_TITLES = {"lr": "Learning Rate", "beta_factor": "KL beta (beta_factor)"}
+LOWER_CHOICES = (("Learning rate", "lr"), ("KL beta (beta_factor)", "beta_factor"),
+                 ("Fidelity (latent dimensions)", "fidelity"))
+LOWER_TITLES = {"lr": "Learning Rate", "beta_factor": "KL beta (beta_factor)",
+                "fidelity": "Fidelity: latent dimensions needed"}
 NO_DATA = {"lr": "No learning-rate data logged for this run",
-           "beta_factor": "No KL beta (beta_factor) data logged for this run"}
+           "beta_factor": "No KL beta (beta_factor) data logged for this run",
+           "fidelity": "No fidelity logged for this run\n"
+                       "(RAVE logs it at validations before phase 2)"}
 NOT_LOSS_TERMS = {"lr", "beta_factor", "epoch", "step"}  # never offered on the loss axis
+FIDELITY_PREFIX = "fidelity_"  # fidelity_0.8 ... fidelity_0.99: on the lower plot only
+FIDELITY_COLORS = ("tab:blue", "tab:green", "tab:orange", "tab:red")
+# RAVE logs these from PHASE_1_DURATION on; they get their own section of the Terms menu
+ADVERSARIAL_TERMS = {
+    "feature_matching": "Generator: feature matching against the discriminator (phase 2)",
+    "adversarial": "Generator: adversarial loss (phase 2)",
+    "loss_dis": "Discriminator loss (phase 2)",
+    "pred_real": "Discriminator score of real audio (phase 2)",
+    "pred_fake": "Discriminator score of generated audio (phase 2)"}
+DEFAULT_LOG_EVERY = 50  # Lightning's log_every_n_steps unless the run says otherwise
+EMPTY_LOSS = "No points yet: RAVE logs the losses every {n} steps"
+NO_TERM = "No term selected: choose one under Terms"
+PHASE_2_LABEL = "phase 2: adversarial training"
+PHASE_COLOR = "0.35"
+PHASE_LABEL_MIN_PX = 230  # a shorter label ("phase 2") on a loss axes lower than this
+PHASE_LOOKAHEAD = 0.8  # the x axis extends to the marker once the data reaches 80 % of it
+MIN_LOG_SPAN = 1.5  # the smallest ratio top/bottom of the learning-rate axis
+LEGEND_PAD_PX = 12  # the gap between the axes and the legend, and a little more
 TERM_STYLES = {"loss": dict(color="tab:blue", linestyle="-"),
                "val_loss": dict(color="tab:orange", linestyle="--", marker="o", markersize=3)}
 OTHER_COLORS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive",
@@ -167,6 +184,9 @@ class MetricsPlot(QWidget):
         self._lines: dict[str, tuple] = {}  # term -> (raw Line2D, smoothed Line2D)
         self._smooth_cache: dict[str, tuple] = {}
         self._refreshing = self._stale = False
+        self.phase_1: int | None = None
+        self.log_every = DEFAULT_LOG_EVERY
+        self._legend_px = {}  # axes -> width of its legend in (physical) pixels
         self.figure = Figure(figsize=(6, 5))  # fixed pixel margins: constrained layout
         self.canvas = FigureCanvasQTAgg(self.figure)  # would double the cost of a draw
         self.canvas.mpl_connect("resize_event", self._set_margins)
@@ -181,6 +201,19 @@ class MetricsPlot(QWidget):
         self.lower_message = self.ax_lower.text(0.5, 0.5, "", transform=self.ax_lower.transAxes,
                                                 ha="center", va="center", color="0.4")
         self.lower_key = None  # the key the lower plot shows, None when it shows nothing
+        self.fidelity_lines: dict[str, object] = {}  # fidelity_* key -> Line2D, on ax_lower
+        self._int_locator = MaxNLocator(nbins="auto", integer=True)
+        self.loss_message = self.ax_loss.text(0.5, 0.5, "", transform=self.ax_loss.transAxes,
+                                              ha="center", va="center", color="0.4", wrap=True)
+        self.phase_lines = [ax.axvline(0, color=PHASE_COLOR, linestyle=":", linewidth=1.3,
+                                       label="_phase 2", visible=False)
+                            for ax in (self.ax_loss, self.ax_lower)]
+        self.phase_label = self.ax_loss.text(0, 0.97, PHASE_2_LABEL, rotation=90, ha="right",
+                                             va="top", fontsize="small", color=PHASE_COLOR,
+                                             transform=self.ax_loss.get_xaxis_transform(),
+                                             bbox=dict(facecolor="white", alpha=0.75,
+                                                       edgecolor="none", pad=1.5),
+                                             visible=False)
         self.ax_lower.set_yscale("log")
         self.ax_loss.callbacks.connect("xlim_changed", self._on_xlim_changed)
         self.toolbar = _Toolbar(self.canvas, self, self.schedule_redraw)
@@ -188,8 +221,10 @@ class MetricsPlot(QWidget):
         self.terms_button = QToolButton(text="Terms")
         self.terms_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.terms_menu = QMenu(self.terms_button)
+        self.terms_menu.setToolTipsVisible(True)
         self.terms_button.setMenu(self.terms_menu)
         self.term_actions: dict[str, QAction] = {}
+        self._phase_2_section: QAction | None = None  # "Phase 2 (adversarial)" in the menu
         self.log_check = QCheckBox("Log scale")
         self.log_check.setToolTip("Logarithmic y axis for the loss plot")
         self.log_check.toggled.connect(self._on_option_changed)
@@ -200,6 +235,8 @@ class MetricsPlot(QWidget):
         self.lower_combo = QComboBox()
         for text, key in LOWER_CHOICES:
             self.lower_combo.addItem(text, key)
+        self.lower_combo.setToolTip("Fidelity: how many latent dimensions RAVE needs for 80, 90, "
+                                    "95 and 99 % of the signal (validations before phase 2)")
         self.lower_combo.currentIndexChanged.connect(self._on_option_changed)
 
         controls = QHBoxLayout()
@@ -268,6 +305,24 @@ class MetricsPlot(QWidget):
 
     history = property(get_history)
 
+    def set_phase_1(self, step: int | None) -> None:
+        """Mark where phase 2 (adversarial training) starts: ``PHASE_1_DURATION``
+        of the run (``gin_config.phase_1_duration_of_run``), ``None`` for no marker.
+        The marker shows whenever the x axis reaches it; the axis extends to it
+        once the data reaches ``PHASE_LOOKAHEAD`` of it, never earlier."""
+        step = int(step) if _is_number(step) and step >= 0 else None
+        if step != self.phase_1:
+            self.phase_1 = step
+            self.schedule_redraw()
+
+    def set_log_every(self, n: int | None) -> None:
+        """The run's logging interval (``log_every`` of its config), quoted by the
+        empty plot's message."""
+        n = int(n) if _is_number(n) and n >= 1 else DEFAULT_LOG_EVERY
+        if n != self.log_every:
+            self.log_every = n
+            self.schedule_redraw()
+
     # ---- drawing ----------------------------------------------------------
     def schedule_redraw(self) -> None:
         if not self._timer.isActive():
@@ -298,14 +353,69 @@ class MetricsPlot(QWidget):
     def _refresh(self) -> None:
         self._refreshing = True
         try:
-            self._refresh_loss()
+            shown = self._refresh_loss()
             self._refresh_lower()
+            newest = self._newest_step()
+            near = self.phase_1 is not None and newest >= PHASE_LOOKAHEAD * self.phase_1
+            for line in self.phase_lines:  # in the limits only when the data is near it
+                line.set_visible(near)
+                if near:
+                    line.set_xdata([self.phase_1, self.phase_1])
             for ax in (self.ax_loss, self.ax_lower):
                 if ax.get_autoscalex_on() or ax.get_autoscaley_on():
                     ax.relim(visible_only=True)
                     ax.autoscale_view()
+            self._widen_flat_log_range()
+            self._place_phase_marker(newest > float("-inf"))
+            self._say_why_empty(shown, newest > float("-inf"))
         finally:
             self._refreshing = False
+
+    def _newest_step(self) -> float:
+        newest = float("-inf")
+        for series in self._series.values():
+            if series.n:
+                steps = series.data()[0]
+                newest = max(newest, steps[-1] if series.ordered else steps.max())
+        return newest
+
+    def _widen_flat_log_range(self) -> None:
+        """A learning rate that barely moves (one point; the first steps of RAVE's
+        1e-3 -> 1e-4 decay over a million steps) gets a y range of at least a
+        factor MIN_LOG_SPAN around it: a flat line with short labels (9e-4, 1e-3,
+        1.1e-3) rather than two decades, or ticks told apart at the 5th digit."""
+        if self.lower_key != "lr" or not self.ax_lower.get_autoscaley_on():
+            return
+        y = np.asarray(self.lower_lines["lr"].get_ydata(), dtype=float)
+        y = y[np.isfinite(y) & (y > 0)]
+        if y.size and y.max() / y.min() < MIN_LOG_SPAN:
+            centre, half = np.sqrt(y.max() * y.min()), np.sqrt(MIN_LOG_SPAN)
+            self.ax_lower.set_ylim(centre / half, centre * half, auto=None)
+
+    def _place_phase_marker(self, has_data: bool) -> None:
+        p = self.phase_1
+        x0, x1 = sorted(self.ax_loss.get_xlim())
+        inside = has_data and p is not None and x0 <= p <= x1
+        for line in self.phase_lines:
+            line.set_visible(inside)
+            if inside:
+                line.set_xdata([p, p])
+        self.phase_label.set_visible(inside)
+        if inside:  # the label beside the line, on the side with more room
+            self.phase_label.set_x(p)
+            self.phase_label.set_horizontalalignment("right" if p - x0 > 0.25 * (x1 - x0)
+                                                     else "left")
+
+    def _say_why_empty(self, shown: int, has_data: bool) -> None:
+        """A sentence instead of bare axes when the loss plot has nothing to draw."""
+        has_terms = any(s.n for k, s in self._series.items() if k in self._lines)
+        text = "" if shown else (NO_TERM if has_terms else EMPTY_LOSS.format(n=self.log_every))
+        if self.loss_message.get_text() != text:
+            self.loss_message.set_text(text)
+        self.loss_message.set_visible(bool(text))
+        self.ax_loss.yaxis.set_visible(bool(shown))
+        for ax in (self.ax_loss, self.ax_lower):  # the shared step axis: no ticks for nothing
+            ax.xaxis.set_visible(has_data)
 
     def _visible(self, series: _Series):
         """The slice of ``series`` in the zoomed x range (all of it when autoscaling)."""
@@ -317,7 +427,8 @@ class MetricsPlot(QWidget):
             return slice(i0, i1)
         return slice(None)
 
-    def _refresh_loss(self) -> None:
+    def _refresh_loss(self) -> int:
+        """Update the loss lines; return how many are shown."""
         weight = self.smoothing()
         scale = "log" if self.log_check.isChecked() else "linear"
         if self.ax_loss.get_yscale() != scale:
@@ -343,13 +454,26 @@ class MetricsPlot(QWidget):
                 smooth.set_data(*decimate_minmax(steps[window], smoothed[window],
                                                  MAX_DISPLAY_POINTS))
         handles = [raw for raw, _ in self._lines.values() if raw.get_visible()]
-        legend = self.ax_loss.get_legend()
-        if [h.get_label() for h in handles] != ([t.get_text() for t in legend.get_texts()]
+        self._set_legend(self.ax_loss, handles)
+        return len(handles)
+
+    def _set_legend(self, ax, handles) -> None:
+        """The legend of ``ax`` outside it, at its right: it never covers a point.
+        Rebuilt only when its entries change; the right margin follows its width."""
+        legend = ax.get_legend()
+        if [h.get_label() for h in handles] == ([t.get_text() for t in legend.get_texts()]
                                                 if legend else []):
-            if handles:
-                self.ax_loss.legend(handles=handles, loc="upper right", fontsize="small")
-            elif legend:
+            return
+        if handles:
+            legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                               borderaxespad=0.4, fontsize="small")
+            width = legend.get_window_extent(self.canvas.get_renderer()).width
+            self._legend_px[ax] = width / max(1.0, self.canvas.device_pixel_ratio)
+        else:
+            if legend:
                 legend.remove()
+            self._legend_px.pop(ax, None)
+        self._set_margins()
 
     def _smoothed(self, term: str, values: np.ndarray, weight: float) -> np.ndarray:
         cached = self._smooth_cache.get(term)
@@ -360,6 +484,8 @@ class MetricsPlot(QWidget):
     def _refresh_lower(self) -> None:
         chosen = key = self.lower_combo.currentData()
         has = {k: k in self._series and self._series[k].n > 0 for k in self.lower_lines}
+        fidelity = self._fidelity_keys()
+        has["fidelity"] = bool(fidelity)
         if chosen == "lr" and not has["lr"] and has["beta_factor"]:
             key = "beta_factor"  # RAVE logs no lr unless a LearningRateMonitor is added
         self.lower_key = key if has[key] else None
@@ -371,25 +497,57 @@ class MetricsPlot(QWidget):
         scale = "log" if key == "lr" else "linear"
         if self.ax_lower.get_yscale() != scale:
             self.ax_lower.set_yscale(scale)
-        if scale == "log" and self.ax_lower.yaxis.get_major_formatter() is not _SHORT:
-            self.ax_lower.yaxis.set_major_formatter(_SHORT)
-            self.ax_lower.yaxis.set_minor_formatter(_SHORT)
+        if scale == "log":
+            use_log_ticks(self.ax_lower.yaxis)  # readable labels under one decade
+        yaxis = self.ax_lower.yaxis
+        if key == "fidelity" and yaxis.get_major_locator() is not self._int_locator:
+            yaxis.set_major_locator(self._int_locator)  # a number of latent dimensions
+        elif key == "beta_factor" and yaxis.get_major_locator() is self._int_locator:
+            yaxis.set_major_locator(AutoLocator())
         for k, line in self.lower_lines.items():
-            line.set_visible(k == self.lower_key)
-            if k == self.lower_key:
-                steps, values = self._series[k].data()
-                window = self._visible(self._series[k])
-                line.set_data(*decimate_minmax(steps[window], values[window], MAX_DISPLAY_POINTS))
-                _mark_if_sparse(line)
+            self._show_lower_line(line, k, k == self.lower_key)
+        for k in fidelity:
+            if k not in self.fidelity_lines:
+                color = FIDELITY_COLORS[len(self.fidelity_lines) % len(FIDELITY_COLORS)]
+                share = _fidelity_order(k)[1]  # fidelity_0.95 -> "95 %"
+                label = f"{share * 100:g} %" if 0 < share <= 1 else k
+                self.fidelity_lines[k] = self.ax_lower.plot([], [], color=color, marker="o",
+                                                            markersize=3, label=label)[0]
+        for k, line in self.fidelity_lines.items():
+            self._show_lower_line(line, k, self.lower_key == "fidelity" and k in fidelity)
+        self._set_legend(self.ax_lower, [self.fidelity_lines[k] for k in fidelity]
+                         if self.lower_key == "fidelity" else [])
+
+    def _show_lower_line(self, line, key: str, shown: bool) -> None:
+        line.set_visible(shown)
+        if shown:
+            steps, values = self._series[key].data()
+            window = self._visible(self._series[key])
+            line.set_data(*decimate_minmax(steps[window], values[window], MAX_DISPLAY_POINTS))
+            _mark_if_sparse(line)
+
+    def _fidelity_keys(self) -> list[str]:
+        """The fidelity_* keys with data, by fidelity (0.8, 0.9, 0.95, 0.99)."""
+        keys = [k for k, s in self._series.items() if k.startswith(FIDELITY_PREFIX) and s.n]
+        return sorted(keys, key=_fidelity_order)
 
     # ---- controls ---------------------------------------------------------
     def _add_term(self, term: str) -> None:
-        if term in self.term_actions or term in NOT_LOSS_TERMS or term.startswith("lr-"):
+        if (term in self.term_actions or term in NOT_LOSS_TERMS or term.startswith("lr-")
+                or term.startswith(FIDELITY_PREFIX)):
             return
         action = QAction(term, self.terms_menu, checkable=True)
         action.setChecked(term in DEFAULT_TERMS)
         action.toggled.connect(self._on_option_changed)
-        self.terms_menu.addAction(action)
+        if term in ADVERSARIAL_TERMS:  # grouped under their own heading, at the end
+            action.setToolTip(ADVERSARIAL_TERMS[term])
+            if self._phase_2_section is None:
+                self._phase_2_section = self.terms_menu.addSection("Phase 2 (adversarial)")
+            self.terms_menu.addAction(action)
+        elif self._phase_2_section is not None:
+            self.terms_menu.insertAction(self._phase_2_section, action)
+        else:
+            self.terms_menu.addAction(action)
         self.term_actions[term] = action
         style = TERM_STYLES.get(term) or dict(
             color=OTHER_COLORS[(len(self._lines) - len(TERM_STYLES)) % len(OTHER_COLORS)],
@@ -408,8 +566,12 @@ class MetricsPlot(QWidget):
         w, h = max(self.canvas.width(), 200), max(self.canvas.height(), 200)
         bottom, top, gap = 44 / h, 1 - 26 / h, 50  # pixels
         axes_height = max(1.0, (h * (top - bottom) - gap) / 2)
-        self.figure.subplots_adjust(left=min(0.4, 80 / w), right=1 - 16 / w, bottom=bottom,
-                                    top=top, hspace=min(1.0, gap / axes_height))
+        loss_px = (h * (top - bottom) - gap) * 2 / 3  # the loss axes' height
+        self.phase_label.set_text(PHASE_2_LABEL if loss_px >= PHASE_LABEL_MIN_PX else "phase 2")
+        legend = max(self._legend_px.values(), default=0.0)  # legends sit right of the axes
+        right = 16 + (legend + LEGEND_PAD_PX if legend else 0)
+        self.figure.subplots_adjust(left=min(0.4, 80 / w), right=max(0.5, 1 - right / w),
+                                    bottom=bottom, top=top, hspace=min(1.0, gap / axes_height))
 
     def _on_xlim_changed(self, ax) -> None:
         if not self._refreshing and not ax.get_autoscalex_on():
@@ -422,3 +584,10 @@ class MetricsPlot(QWidget):
 
 def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _fidelity_order(key: str) -> tuple:
+    try:
+        return (0, float(key[len(FIDELITY_PREFIX):]), key)
+    except ValueError:
+        return (1, 0.0, key)
