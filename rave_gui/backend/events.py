@@ -181,7 +181,10 @@ class RunEventsFollower:
         """Every scalar appended since the last read, file by file, unstitched."""
         return [point for path in self._files() for point in self._read(path)]
 
-    def poll(self, final: bool = False) -> list[dict]:
+    def poll(self, final: bool = False, complete_through: int | None = None) -> list[dict]:
+        """``complete_through``: the writer has finished every step up to this one (the
+        launcher's step lines say so), so those are returned without waiting for a
+        later step to be logged."""
         files = self._files()
         pending, source, emitted = self._pending, self._source, self._emitted
         floor = emitted if emitted is not None else float("-inf")
@@ -229,7 +232,8 @@ class RunEventsFollower:
                 if source[step] < active:
                     if not started:    # the running version may still replace it
                         break
-                elif newest is None or step >= newest:
+                elif (newest is None or step >= newest) and not (
+                        complete_through is not None and started and step <= complete_through):
                     break
                 count += 1
         if count:

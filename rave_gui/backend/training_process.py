@@ -82,6 +82,7 @@ class TrainingProcess(ProcessThread):
         self.attach_pid = attach_pid
         self._shown_up_to = manager.last_step(experiment_id) if (resume or attach_pid) else -1
         self._unsaved: list[dict] = []   # points the database did not take yet
+        self._complete_through = -1      # every step up to this one is fully written (step lines)
         self._db_trouble: str | None = None
 
     def run(self) -> None:
@@ -142,6 +143,9 @@ class TrainingProcess(ProcessThread):
         elif "checkpoint" in ours or "saved" in ours:
             self.checkpoint_saved.emit(ours.get("checkpoint") or ours["saved"])
         elif "total" in ours:
+            # printed at the end of a batch: the previous batch, its logging and any validation
+            # after it are written by now, so the steps before it are complete in the event file
+            self._complete_through = max(self._complete_through, ours["step"] - 2)
             self._set_step(ours["step"])
 
     def _set_step(self, step: int) -> None:
@@ -165,7 +169,7 @@ class TrainingProcess(ProcessThread):
     def read_events(self, final: bool) -> None:
         if self.follower.run_dir is None:
             self.follower.run_dir = self.paths.run_dir
-        batch = self.follower.poll(final=final)
+        batch = self.follower.poll(final=final, complete_through=self._complete_through)
         for metrics in batch:
             if metrics["step"] > self._shown_up_to:  # the plot already has the stored history
                 self.metrics_update.emit(metrics)

@@ -139,6 +139,17 @@ def test_metadata_that_cannot_be_read_is_refused(datasets, db, fake_dataset):
     assert_refused(datasets, db, fake_dataset, "cannot be read", "Input/output error")
 
 
+# -- the name ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, words", [
+    ("", ["Give the dataset a name."]),
+    ("   ", ["Give the dataset a name."]),
+    ("a/b", ["The dataset name cannot contain /"]),
+    ("tab\there", ["cannot contain \\t"]),
+    (".hidden", ["cannot start with '.' or '-'"]),
+    ("-x", ["cannot start with '.' or '-'"]),
+    ("x" * 65, ["65 characters long; keep it under 64"]),
+])
 def test_register_checks_the_name_it_is_given(datasets, db, fake_dataset, name, words):
     assert_refused(datasets, db, fake_dataset, *words, name=name)
 

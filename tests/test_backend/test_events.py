@@ -393,3 +393,12 @@ def test_scalars_to_metrics_without_terms_has_no_loss():
     assert scalars_to_metrics(7, {"lr-Adam/pg1": 2e-4, "beta_factor": 1.0}) == {
         "step": 7, "lr-Adam/pg1": 2e-4, "beta_factor": 1.0, "lr": 2e-4}
     assert scalars_to_metrics(8, {"regularization": 0.0})["loss"] == 0.0
+
+
+def test_a_step_the_launcher_says_is_complete_is_not_held_back():
+    """The newest step waits for a later one (its scalars may still be coming) unless the
+    launcher's step lines say the writer is past it."""
+    follower = RunEventsFollower(FIXTURE_RUN)
+    assert [m["step"] for m in follower.poll(complete_through=4)] == [1, 3]  # 5 is not known complete
+    assert [m["step"] for m in follower.poll(complete_through=5)] == [5]
+    assert follower.poll(complete_through=9) == []
