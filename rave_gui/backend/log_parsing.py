@@ -125,6 +125,9 @@ _EXPLANATIONS = [
      "The GPU ran out of memory. Lower the batch size or use a smaller config (v2_small)."),
     (re.compile(r"DefaultCPUAllocator: can't allocate memory|MemoryError"),
      "The computer ran out of memory. Lower the batch size or use a smaller config (v2_small)."),
+    (re.compile(r"val_every // len\(train\)|ZeroDivisionError: integer division or modulo by zero"),
+     "The dataset has fewer training examples than one batch (RAVE keeps only whole batches). "
+     "Lower the batch size, or add audio to the dataset."),
     (re.compile(r"No space left on device"),
      "The disk is full. Free some space (delete old checkpoints), then resume."),
     (re.compile(r"Training on mac is not available yet"),

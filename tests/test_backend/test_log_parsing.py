@@ -339,3 +339,10 @@ def test_the_log_tab_drops_escapes_and_the_launchers_step_lines():
     assert strip_progress("\x1b[A\x1b[2K\x1b[32mValidation done\x1b[0m") == "Validation done"
     assert strip_progress("[rave-gui:ab12] saved best.ckpt at step=19") == "[rave-gui:ab12] saved best.ckpt at step=19"
     assert strip_progress("run named step=5/40") == "run named step=5/40"
+
+
+def test_a_dataset_shorter_than_a_batch_is_explained():
+    from rave_gui.backend.log_parsing import explain_failure
+    tail = ['  File "scripts/train.py", line 194, in main', "    nepoch = FLAGS.val_every // len(train)",
+            "ZeroDivisionError: integer division or modulo by zero"]
+    assert "fewer training examples than one batch" in explain_failure(tail, 1)
