@@ -131,9 +131,10 @@ def train_direct(rave: Path, dataset: Path, steps: int, gpu: str, out: Path, bat
         code = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT, timeout=3600).returncode
     wall = time.monotonic() - t0
     log = (out.parent / "direct.log").read_text(errors="replace")
-    # tqdm's rate at the end of the bar, e.g. "12.3it/s"
-    rates = [float(x) for x in re.findall(r"(\d+(?:\.\d+)?)it/s", log)]
-    return {"returncode": code, "wall_s": round(wall, 1), "steps_per_s": rates[-1] if rates else None,
+    # tqdm's rate at the end of the bar: "12.3it/s", or "4.51s/it" when slower than one a second
+    rates = [float(x) if unit == "it/s" else 1 / float(x)
+             for x, unit in re.findall(r"(\d+(?:\.\d+)?)(it/s|s/it)", log) if float(x) > 0]
+    return {"returncode": code, "wall_s": round(wall, 1), "steps_per_s": round(rates[-1], 3) if rates else None,
             "tail": log[-600:] if code else ""}
 
 
