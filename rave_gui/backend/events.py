@@ -143,13 +143,25 @@ class RunEventsFollower:
 
     Versions are stitched as TensorBoard does when a run restarts: a resumed
     run (``version_N+1``) re-logs the steps after its checkpoint, and its
-    points replace the older versions' points from its first step on. A step
-    already returned is never returned again: points for it that arrive later
-    are dropped (counted in ``dropped``).
+    points replace the older versions' points from its first step on; where the
+    older version stopped at that very step (a stop checkpoint), both are merged
+    there, the newer winning per tag (the older version's validation at the
+    checkpoint's step belongs to the branch that survives). ``resume_from``
+    (the step a resumed process starts from) drops the older versions' points
+    after it at once: that branch was abandoned. A point that arrives for a step
+    already returned (RAVE writes a validation after the next step's losses) is
+    returned again in a dict of that step with every tag known for it (``late``);
+    any other point for a step already returned is dropped (``dropped``).
     """
 
-    def __init__(self, run_dir: str | Path | None = None):
+    #: how many returned steps are remembered for late points
+    LATE_WINDOW = 256
+
+    def __init__(self, run_dir: str | Path | None = None, resume_from: int | None = None):
         self.run_dir = Path(run_dir) if run_dir else None
+        self.resume_from = resume_from
+        #: the versions written before this (resumed) process: after ``resume_from`` they are abandoned
+        self._older = set(version_dirs(self.run_dir)) if resume_from is not None and self.run_dir else set()
         self.dropped = 0
         self._readers: dict[Path, EventFileReader] = {}
         self._pending: dict[int, dict[str, float]] = {}
@@ -157,6 +169,9 @@ class RunEventsFollower:
         self._first: dict[Path, int] = {}      # the first step each file logged
         self._newest: dict[Path, int] = {}     # the largest step each file logged
         self._emitted: int | None = None       # the last step returned
+        self._recent: dict[int, tuple[int, dict[str, float]]] = {}  # returned step -> (rank, scalars)
+        self.late = 0                          # points returned again for a step already returned
+        self.late_only: dict[int, dict] = {}
 
     def _files(self) -> list[Path]:
         if self.run_dir is None:
@@ -188,21 +203,37 @@ class RunEventsFollower:
         files = self._files()
         pending, source, emitted = self._pending, self._source, self._emitted
         floor = emitted if emitted is not None else float("-inf")
+        recent, late = self._recent, {}
         for rank, path in enumerate(files):
             last_step, scalars = None, None
+            first = None
             for step, tag, value in self._read(path):
                 if step == last_step:              # the tags of one step come one after another
                     scalars[tag] = value
                     continue
                 last_step, scalars = None, None
                 if step <= floor:
+                    seen = recent.get(step)
+                    if seen is None or rank != seen[0]:
+                        self.dropped += 1
+                        continue
+                    scalars = late.setdefault(step, {})  # a late point of a step already returned
+                    scalars[tag] = value
+                    last_step = step
+                    continue
+                if self._older and step > self.resume_from and path.parent in self._older:
+                    # the abandoned branch of a version written before this resumed process
                     self.dropped += 1
                     continue
                 src = source.get(step)
+                if first is None:
+                    first = self._first.get(path)
                 if src == rank:
                     scalars = pending[step]
-                elif src is None or src < rank:    # a newer version replaces an older one
-                    scalars = pending[step] = {}
+                elif src is None or src < rank:    # a newer version replaces an older one...
+                    # ...merged where the older one stopped at the newer one's first step
+                    keep = src is not None and step == first and self._newest.get(files[src], step + 1) <= step
+                    scalars = pending[step] = dict(pending[step]) if keep else {}
                     source[step] = rank
                 else:                              # an older version, superseded
                     self.dropped += 1
@@ -219,8 +250,21 @@ class RunEventsFollower:
         for step in [s for s, r in source.items() if r < len(cut) and cut[r] is not None and s >= cut[r]]:
             del pending[step], source[step]
             self.dropped += 1
+        again = []
+        #: this poll's late points alone, per step (what a plot that has the step already lacks)
+        self.late_only: dict[int, dict] = {}
+        for step, scalars in late.items():
+            rank, known = recent[step]
+            known = {**known, **scalars}
+            recent[step] = (rank, known)
+            self.late += len(scalars)
+            again.append(scalars_to_metrics(step, known))
+            only = scalars_to_metrics(step, scalars)
+            if any(is_generator_term(tag) for tag in scalars):
+                only["loss"] = again[-1]["loss"]
+            self.late_only[step] = only
         if not pending:
-            return []
+            return again
         steps = sorted(pending)
         count = len(steps)
         if not final:
@@ -238,7 +282,12 @@ class RunEventsFollower:
                 count += 1
         if count:
             self._emitted = steps[count - 1]
-        out = [scalars_to_metrics(step, pending[step]) for step in steps[:count]]
+        out = again + [scalars_to_metrics(step, pending[step]) for step in steps[:count]]
+        for step in steps[:count]:
+            recent[step] = (source[step], pending[step])
+        if len(recent) > self.LATE_WINDOW:
+            for step in sorted(recent)[:len(recent) - self.LATE_WINDOW]:
+                del recent[step]
         # new dicts rather than deletions: a dict emptied after a large first read keeps its
         # capacity, and every later poll would pay for iterating it
         self._pending = {step: pending[step] for step in steps[count:]}

@@ -76,7 +76,8 @@ class TrainingProcess(ProcessThread):
         self.step = int(exp.get("current_step") or 0)
         self.fit_ended = False
         self.final_status: str | None = None
-        self.follower = RunEventsFollower(paths.run_dir)
+        # a resumed process: the older versions' points after its checkpoint are an abandoned branch
+        self.follower = RunEventsFollower(paths.run_dir, resume_from=self.step if resume else None)
         self._next_events = 0.0
         self._dataset: dict | None = None
         self.attach_pid = attach_pid
@@ -170,9 +171,11 @@ class TrainingProcess(ProcessThread):
         if self.follower.run_dir is None:
             self.follower.run_dir = self.paths.run_dir
         batch = self.follower.poll(final=final, complete_through=self._complete_through)
+        late = self.follower.late_only
         for metrics in batch:
             if metrics["step"] > self._shown_up_to:  # the plot already has the stored history
-                self.metrics_update.emit(metrics)
+                # a step sent before gets only its late points (a validation written after it)
+                self.metrics_update.emit(late.get(metrics["step"], metrics))
         if batch and batch[-1]["step"] > self.step:
             self.step = batch[-1]["step"]
             self.step_update.emit(self.step, self.total_steps)

@@ -402,3 +402,36 @@ def test_a_step_the_launcher_says_is_complete_is_not_held_back():
     assert [m["step"] for m in follower.poll(complete_through=4)] == [1, 3]  # 5 is not known complete
     assert [m["step"] for m in follower.poll(complete_through=5)] == [5]
     assert follower.poll(complete_through=9) == []
+
+
+def test_a_resumed_process_drops_the_abandoned_branch_before_its_own_version_appears(tmp_path, summary_writer):
+    """Killed at 999, resumed from the checkpoint at 800: the new process's follower
+    must not return version_0's 849..999, even before version_1 has a file."""
+    run = tmp_path / "run"
+    write_scalars(summary_writer, run / "version_0", training_rows(V0_STEPS, seed=10))
+    follower = RunEventsFollower(run, resume_from=800)
+    assert [m["step"] for m in follower.poll(final=True)] == [s for s in V0_STEPS if s <= 800]
+    v1 = training_rows(V1_STEPS, seed=11)
+    write_scalars(summary_writer, run / "version_1", v1)
+    assert [m["step"] for m in follower.poll(final=True)] == V1_STEPS
+
+
+def test_a_validation_written_after_the_next_step_is_returned_late(tmp_path, summary_writer):
+    """RAVE can write step N's validation after step N+1's losses: the follower has
+    returned N by then; the late points come back in a dict for N with all its tags."""
+    run = tmp_path / "run"
+    writer = summary_writer(log_dir=str(run / "version_0"))
+    writer.add_scalar("regularization", 1.0, 10)
+    writer.add_scalar("regularization", 2.0, 11)
+    writer.flush()
+    follower = RunEventsFollower(run)
+    assert [m["step"] for m in follower.poll()] == [10]
+    writer.add_scalar("validation", 7.0, 10)
+    writer.add_scalar("regularization", 3.0, 12)
+    writer.close()
+    again = follower.poll()
+    by_step = {m["step"]: m for m in again}
+    assert by_step[10]["val_loss"] == 7.0 and by_step[10]["regularization"] == 1.0
+    assert by_step[10]["loss"] == 1.0  # the loss of step 10 is still its whole sum
+    assert 11 in by_step and follower.late == 1
+    assert follower.late_only == {10: {"step": 10, "validation": 7.0, "val_loss": 7.0}}
