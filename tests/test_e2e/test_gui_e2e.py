@@ -71,5 +71,13 @@ def test_wizard_run_plot_and_stop_from_table(qtbot, tmp_path, rave_dataset):
     page.select_experiment(first)
     assert "completed" in page.status_label.text()
     assert page.log_view.toPlainText().count("max_steps=30") >= 1
+    assert not any(line.rstrip().endswith("/30") and "[rave-gui" in line
+                   for line in page.log_view.toPlainText().splitlines())  # no per-step launcher lines
+    # the Audio tab: RAVE's validation audio at the global steps of the validations (every 10 steps)
+    page.tabs.setCurrentWidget(page.audio_view)
+    qtbot.waitUntil(lambda: len(page.audio_view.validations) >= 3, timeout=30_000)
+    assert [v.step for v in page.audio_view.validations][:3] == [9, 19, 29]
+    original, reconstruction = page.audio_view.validations[0].pairs[0]
+    assert original.shape == reconstruction.shape and abs(original).max() > 0
     window.close()
     db.close()
