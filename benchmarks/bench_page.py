@@ -58,13 +58,13 @@ def make_page(folder: Path):
 
 def bench_flood(app, manager, dataset_id, page, seconds: float) -> dict:
     exp_id = manager.start_training({"name": "flood", "dataset_id": dataset_id, "max_steps": 100_000_000})
-    fake = FakeProcess()
-    page.attach(exp_id, fake)
+    fake = FakeProcess(exp_id)
+    page.controller.adopt(exp_id, fake, device="cpu")
     page.select_experiment(exp_id)
     assert page.selected_id == exp_id
     app.processEvents()
     draws = []
-    page.plot.canvas.mpl_connect("draw_event", lambda e: draws.append(time.perf_counter()))
+    page.plot.canvas.frame_drawn.connect(lambda: draws.append(time.perf_counter()))  # full, sliced or blit
     rng = np.random.default_rng(1)
     state = {"step": 0, "ticks": 0}
 
@@ -95,8 +95,8 @@ def bench_flood(app, manager, dataset_id, page, seconds: float) -> dict:
 def bench_slot_costs(manager, dataset_id, page) -> dict:
     """CPU time of the page's slots per signal (a figure that machine load hardly changes)."""
     exp_id = manager.start_training({"name": "costs", "dataset_id": dataset_id, "max_steps": 100_000_000})
-    fake = FakeProcess()
-    page.attach(exp_id, fake)
+    fake = FakeProcess(exp_id)
+    page.controller.adopt(exp_id, fake, device="cpu")
     page.select_experiment(exp_id)
     rng = np.random.default_rng(3)
     points = [synthetic_point(i, rng) for i in range(5000)]

@@ -327,31 +327,30 @@ class TrainingManager:
                     if step >= latest.get("_steps", {}).get(key, -1):
                         latest[key] = value
                         latest.setdefault("_steps", {})[key] = step
-            before = conn.total_changes
-            conn.executemany("INSERT INTO metric_points (experiment_id, key, step, value) VALUES (?, ?, ?, ?)"
-                             " ON CONFLICT (experiment_id, key, step) DO UPDATE SET value = excluded.value"
-                             " WHERE value != excluded.value", points)
-            added = conn.total_changes - before
+            # rowcount counts the rows this statement changed, not those the history
+            # cache's triggers delete (total_changes counts both)
+            added = conn.executemany("INSERT INTO metric_points (experiment_id, key, step, value) VALUES (?, ?, ?, ?)"
+                                     " ON CONFLICT (experiment_id, key, step) DO UPDATE SET value = excluded.value"
+                                     " WHERE value != excluded.value", points).rowcount
             latest["step"] = step_now
             conn.execute("UPDATE experiments SET metrics = ?, current_step = ? WHERE id = ?",
                          (json.dumps(latest), step_now, experiment_id))
-        return added
+            if added:  # a live run's history stays packed: opening it later reads no rows
+                from rave_gui.backend.history_cache import pack_tails
+                pack_tails(self.db, experiment_id)
+        return max(0, added)
 
     def set_current_step(self, experiment_id: int, step: int) -> None:
         self.db.execute("UPDATE experiments SET current_step = max(coalesce(current_step, 0), ?) WHERE id = ?",
                         (int(step), experiment_id))
 
-    def get_metric_history(self, experiment_id: int, keys: Iterable[str] | None = None) -> dict[str, list]:
-        sql = "SELECT key, step, value FROM metric_points WHERE experiment_id = ?"
-        params: list = [experiment_id]
-        if keys is not None:
-            keys = list(keys)
-            sql += f" AND key IN ({','.join('?' * len(keys))})"
-            params += keys
-        history: dict[str, list] = {}
-        for key, step, value in self.db.query(sql + " ORDER BY key, step", params):
-            history.setdefault(key, []).append((step, value))
-        return history
+    def get_metric_history(self, experiment_id: int, keys: Iterable[str] | None = None) -> dict[str, Any]:
+        """``{key: [(step, value), ...]}`` of a run, by key then step (``keys``: only
+        those). Each list is a ``HistorySeries``: equal to that list of tuples, and
+        backed by numpy arrays (``.steps``, ``.values``) read from a columnar cache
+        of the history table that triggers keep exact (``history_cache``)."""
+        from rave_gui.backend.history_cache import read_history
+        return read_history(self.db, experiment_id, keys)
 
     def last_step(self, experiment_id: int) -> int:
         row = self.db.query_one("SELECT max(step) FROM metric_points WHERE experiment_id = ?", (experiment_id,))

@@ -284,3 +284,81 @@ def test_compact_counts_and_times():
     assert [count(n) for n in (0, 9_999, 12_500, 20_000, 123_456, 1_000_000, 1_500_000)] == [
         "0", "9,999", "12.5k", "20k", "123k", "1M", "1.5M"]
     assert short_time("2001-02-03T04:05:06") == "2001-02-03" and short_time(None) == ""
+
+
+# ---- a long table: read a page at a time -----------------------------------------------------
+
+def many_experiments(manager, dataset_id, n):
+    """``n`` finished runs, newest last (the table shows them newest first)."""
+    ids = [new_experiment(manager, dataset_id, f"run {i}", status="completed") for i in range(n)]
+    for i, exp_id in enumerate(ids):  # distinct start times: a stable order
+        manager.db.execute("UPDATE experiments SET started_at = ? WHERE id = ?",
+                           (f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}", exp_id))
+    return ids
+
+
+def test_a_long_table_shows_and_reads_a_page_at_a_time(qtmodeltester, manager, dataset_id, monkeypatch):
+    from rave_gui.ui.models import experiments_model
+    ids = many_experiments(manager, dataset_id, 2 * experiments_model.PAGE + 5)
+    reads = []
+    real = experiments_model.experiments_by_id
+    monkeypatch.setattr(experiments_model, "experiments_by_id",
+                        lambda m, wanted: reads.append(len(wanted)) or real(m, wanted))
+    model = ExperimentsTableModel(manager)
+    assert model.rowCount() == experiments_model.PAGE and model.canFetchMore(QModelIndex())
+    assert reads == [experiments_model.PAGE]  # one page read, not every record
+    assert cell(model, 0, "Name") == f"run {len(ids) - 1}"  # newest first
+    inserted = Recorder(model.rowsInserted)
+    model.fetchMore(QModelIndex())  # what a view does when scrolled to the end
+    assert model.rowCount() == 2 * experiments_model.PAGE and len(inserted.calls) == 1
+    assert model.row_of(ids[0]) == len(ids) - 1  # selecting a run shows it (and those before it)
+    assert model.rowCount() == len(ids) and not model.canFetchMore(QModelIndex())
+    assert [e["id"] for e in model.experiments()] == [e["id"] for e in manager.list_experiments()]
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_a_long_table_updates_rows_not_yet_shown_quietly(manager, dataset_id):
+    ids = many_experiments(manager, dataset_id, 150)
+    model = ExperimentsTableModel(manager)
+    oldest = ids[0]  # the last row: not shown yet
+    changed = Recorder(model.dataChanged)
+    model.set_step(oldest, 99)
+    model.update_experiment(oldest)
+    assert changed.calls == [] and model.rowCount() == 100
+    assert model.experiment_at(model.row_of(oldest))["id"] == oldest
+    newest = new_experiment(manager, dataset_id, "newest", status="completed")
+    manager.db.execute("UPDATE experiments SET started_at = '2999-01-01T00:00:00' WHERE id = ?", (newest,))
+    inserted = Recorder(model.rowsInserted)
+    model.refresh()
+    assert model.row_of(newest) == 0 and len(inserted.calls) == 1
+    assert [model.experiment_at(r)["id"] for r in range(model.rowCount())] == \
+        [e["id"] for e in manager.list_experiments()]
+
+
+def test_refresh_signals_only_the_rows_that_changed(manager, dataset_id):
+    ids = [new_experiment(manager, dataset_id, f"run{i}", status="completed") for i in range(5)]
+    model = ExperimentsTableModel(manager)
+    changed = Recorder(model.dataChanged)
+    model.refresh()
+    assert changed.calls == []  # nothing changed: no view recomputes anything
+    manager.db.execute("UPDATE experiments SET name = 'renamed' WHERE id = ?", (ids[2],))
+    model.refresh()
+    assert len(changed.calls) == 1
+    top_left, bottom_right = changed.calls[0][:2]
+    assert top_left.row() == bottom_right.row() == model.row_of(ids[2])
+    assert cell(model, model.row_of(ids[2]), "Name") == "renamed"
+    model.alerts[ids[4]] = {"nan": "The loss is NaN."}  # a health alert is a change too
+    model.refresh()
+    assert len(changed.calls) == 2 and cell(model, model.row_of(ids[4]), "Status").startswith("⚠")
+
+
+def test_ids_follow_list_experiments_order(manager, dataset_id, db):
+    from rave_gui.backend.experiment_list import experiment_ids, experiments_by_id
+    statuses = ("running", "queued", "stopped", "queued", "completed", "starting")
+    made = [new_experiment(manager, dataset_id, f"r{i}", status=s) for i, s in enumerate(statuses)]
+    db.execute("UPDATE experiments SET started_at = '2001-01-01T00:00:00' WHERE id = ?", (made[0],))
+    manager.move_queued(made[3], -1)
+    expected = manager.list_experiments()
+    assert experiment_ids(manager) == [e["id"] for e in expected]
+    assert list(experiments_by_id(manager, [e["id"] for e in expected]).values()) != []
+    assert experiments_by_id(manager, [made[2], 10_000]) == {made[2]: manager.get_experiment(made[2])}

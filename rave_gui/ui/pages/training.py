@@ -120,6 +120,8 @@ class TrainingPage(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the name takes what is left
+        # sized to the rows around the visible ones, not to every row at each update (1 000 runs)
+        header.setResizeContentsPrecision(100)
         self.table.setWordWrap(False)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -566,7 +568,9 @@ class TrainingPage(QWidget):
 
     def _on_metrics(self, experiment_id: int, metrics: dict) -> None:
         if experiment_id == self.selected_id:
-            if not getattr(self, "_phase_from_gin", True):  # the run folder has appeared since
+            now = time.monotonic()  # thousands of points a second: look for config.gin once a second
+            if not getattr(self, "_phase_from_gin", True) and now >= getattr(self, "_phase_checked", 0.0) + 1.0:
+                self._phase_checked = now  # has the run folder appeared since?
                 self._phase_from_gin = self._show_plot_context(self.manager.get_experiment(experiment_id))
             self.plot.update_metrics(metrics)
 

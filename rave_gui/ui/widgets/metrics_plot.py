@@ -2,8 +2,15 @@
 
 ``update_metrics`` only appends to an in-memory history and arms a
 single-shot timer; the figure is redrawn at most once per ``REDRAW_MS``.
-Long histories are reduced with ``decimate_minmax`` (peaks survive) before
-``Line2D.set_data``, so a redraw costs about the same for 1e3 or 1e6 points.
+Long histories are reduced to the min and max of each bucket of points (peaks
+survive), and smoothed, incrementally (``plot_series``): a redraw costs what is
+new, about the same for 1e3 or 1e6 points.
+
+The data lines are drawn over a cached picture of the axes (``BlitCanvas``): a
+live redraw draws the lines only, unless the axes' limits must change. While
+data streams in, the limits grow with headroom (``HEADROOM`` of the data's span
+ahead), so that happens rarely; and then the picture behind the lines is drawn
+in slices, so the window never freezes for a whole draw.
 
 RAVE trains in two phases: from ``PHASE_1_DURATION`` on (``set_phase_1``) the
 adversarial terms appear and the losses jump; a dotted marker on both axes says
@@ -14,7 +21,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
+from matplotlib.backends.backend_qtagg import NavigationToolbar2QT
 from matplotlib.figure import Figure
 from matplotlib.ticker import AutoLocator, MaxNLocator
 from PyQt6.QtCore import Qt, QTimer
@@ -22,6 +29,9 @@ from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider,
                              QToolButton, QVBoxLayout, QWidget)
 
+from rave_gui.ui.widgets.blit_canvas import BlitCanvas
+from rave_gui.ui.widgets.plot_series import Series as _Series
+from rave_gui.ui.widgets.plot_series import decimate_minmax, ema_smooth  # noqa: F401 (public API)
 from rave_gui.ui.widgets.plot_ticks import use_log_ticks
 
 REDRAW_MS = 250
@@ -55,106 +65,18 @@ PHASE_LABEL_MIN_PX = 230  # a shorter label ("phase 2") on a loss axes lower tha
 PHASE_LOOKAHEAD = 0.8  # the x axis extends to the marker once the data reaches 80 % of it
 MIN_LOG_SPAN = 1.5  # the smallest ratio top/bottom of the learning-rate axis
 LEGEND_PAD_PX = 12  # the gap between the axes and the legend, and a little more
+HEADROOM = 0.25  # live data: a limit that must grow goes this share of the data's span further
+LOOSE = 2.0  # live data: limits wider than this many times the data's span are recomputed
 TERM_STYLES = {"loss": dict(color="tab:blue", linestyle="-"),
                "val_loss": dict(color="tab:orange", linestyle="--", marker="o", markersize=3)}
 OTHER_COLORS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive",
                 "tab:cyan", "black")
 
 
-def decimate_minmax(steps, values, max_points: int):
-    """Keep, per bucket of consecutive points, the min and the max (in their
-    original order), plus the first and last points: at most ``max_points``
-    points, every peak and trough kept. Input no longer than ``max_points``
-    is returned unchanged."""
-    steps, values = np.asarray(steps), np.asarray(values, dtype=float)
-    n = values.size
-    if n <= max_points:
-        return steps, values
-    size = -(-n // max(1, (max_points - 2) // 2))  # points per bucket
-    lo = hi = values
-    finite = np.isfinite(values)
-    if not finite.all():  # NaN and inf never win a bucket unless the whole bucket is
-        lo, hi = np.where(finite, values, np.inf), np.where(finite, values, -np.inf)
-    imin, imax = _bucket_arg(lo, size, np.argmin), _bucket_arg(hi, size, np.argmax)
-    idx = np.stack([np.minimum(imin, imax), np.maximum(imin, imax)], axis=1).ravel()
-    idx = np.concatenate(([0], idx, [n - 1]))
-    idx = idx[np.concatenate(([True], np.diff(idx) != 0))]
-    return steps[idx], values[idx]
-
-
-def _bucket_arg(values: np.ndarray, size: int, arg) -> np.ndarray:
-    """Index of ``arg`` (argmin/argmax) in every run of ``size`` points."""
-    rows = values.size // size
-    idx = arg(values[:rows * size].reshape(rows, size), axis=1) + np.arange(rows) * size
-    if values.size > rows * size:
-        idx = np.append(idx, rows * size + arg(values[rows * size:]))
-    return idx
-
-
-def ema_smooth(values, weight: float) -> np.ndarray:
-    """TensorBoard's scalar smoothing: a debiased EMA (``last / (1 - w**n)``,
-    ``n`` counting finite points). Non-finite points pass through unchanged and
-    are skipped; a constant series is returned as is."""
-    values = np.asarray(values, dtype=float)
-    if not 0 <= weight < 1:
-        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
-    if weight == 0 or values.size == 0 or np.all(values == values[0]):
-        return values.copy()
-    finite = np.isfinite(values)
-    f = values[finite]
-    debias = np.ones(f.size)  # 1 - w**k, which is 1.0 once w**k underflows below 1e-17
-    k = np.arange(1, min(f.size, int(17 / -np.log10(weight)) + 2) + 1)
-    debias[:k.size] = 1 - weight ** k
-    out = values.copy()
-    out[finite] = (1 - weight) * _linear_recurrence(f, weight) / debias
-    return out
-
-
-def _linear_recurrence(x: np.ndarray, a: float) -> np.ndarray:
-    """``y[n] = a * y[n-1] + x[n]`` (``y[-1] = 0``, ``0 <= a < 1``) without a
-    Python loop: in chunks short enough that ``a**-i`` stays finite,
-    ``y = a**i * cumsum(x * a**-i)``; the chunk ends carry over by recursion."""
-    n = x.size
-    if a == 0 or n <= 1:
-        return x.copy()
-    size = int(min(n, 1024, max(2, 150 / -np.log10(a))))
-    rows = -(-n // size)
-    padded = np.zeros(rows * size)
-    padded[:n] = x
-    p = a ** np.arange(size)
-    local = np.cumsum(padded.reshape(rows, size) / p, axis=1) * p
-    ends = _linear_recurrence(local[:, -1], a ** size)  # y at the end of every chunk
-    carry = np.concatenate(([0.0], ends[:-1]))
-    return (local + carry[:, None] * (a * p)).ravel()[:n]
-
-
 def _mark_if_sparse(line, below: int = 20) -> None:
     """Dots on a line with few points, so a single point is visible at all."""
     line.set_marker("o" if len(line.get_xdata()) < below else "None")
     line.set_markersize(3)
-
-
-class _Series:
-    """Growing (step, value) arrays with amortized O(1) append."""
-
-    def __init__(self, steps=(), values=()):
-        self.steps = np.asarray(steps, dtype=float).copy()
-        self.values = np.asarray(values, dtype=float).copy()
-        self.n = self.steps.size
-        self.ordered = bool(np.all(np.diff(self.steps) >= 0))
-
-    def append(self, step: float, value: float) -> None:
-        if self.n == self.steps.size:
-            cap = max(64, 2 * self.n)
-            self.steps = np.resize(self.steps, cap)
-            self.values = np.resize(self.values, cap)
-        if self.n and step < self.steps[self.n - 1]:
-            self.ordered = False
-        self.steps[self.n], self.values[self.n] = step, value
-        self.n += 1
-
-    def data(self):
-        return self.steps[:self.n], self.values[:self.n]
 
 
 class _Toolbar(NavigationToolbar2QT):
@@ -182,22 +104,27 @@ class MetricsPlot(QWidget):
         super().__init__(parent)
         self._series: dict[str, _Series] = {}
         self._lines: dict[str, tuple] = {}  # term -> (raw Line2D, smoothed Line2D)
-        self._smooth_cache: dict[str, tuple] = {}
         self._refreshing = self._stale = False
         self.phase_1: int | None = None
         self.log_every = DEFAULT_LOG_EVERY
         self._legend_px = {}  # axes -> width of its legend in (physical) pixels
         self.figure = Figure(figsize=(6, 5))  # fixed pixel margins: constrained layout
-        self.canvas = FigureCanvasQTAgg(self.figure)  # would double the cost of a draw
+        self.canvas = BlitCanvas(self.figure, self._data_lines)  # would double the cost of a draw
         self.canvas.mpl_connect("resize_event", self._set_margins)
         self.ax_loss, self.ax_lower = self.figure.subplots(2, 1, sharex=True,
                                                            height_ratios=(2, 1))
-        self.ax_loss.set_title("Training Loss")
+        # titles at a fixed height (nothing sits above the axes): matplotlib then skips
+        # working out where they would clear the ticks, a fifth of every draw
+        self.ax_loss.set_title("Training Loss", y=1.0)
+        self.ax_lower.set_title(LOWER_TITLES["lr"], y=1.0)
         self.ax_loss.set_ylabel("loss")
         self.ax_lower.set_xlabel("step")
-        self.lower_lines = {"lr": self.ax_lower.plot([], [], color="tab:green", label="lr")[0],
+        for axis in (self.ax_loss.xaxis, self.ax_lower.yaxis):  # labels that stay empty:
+            axis.set_label_coords(0.5, 0.5)                      # no placing them at each draw
+        self.lower_lines = {"lr": self.ax_lower.plot([], [], color="tab:green", label="lr",
+                                                     animated=True)[0],
                             "beta_factor": self.ax_lower.plot([], [], color="tab:purple",
-                                                              label="beta_factor")[0]}
+                                                              label="beta_factor", animated=True)[0]}
         self.lower_message = self.ax_lower.text(0.5, 0.5, "", transform=self.ax_lower.transAxes,
                                                 ha="center", va="center", color="0.4")
         self.lower_key = None  # the key the lower plot shows, None when it shows nothing
@@ -260,43 +187,46 @@ class MetricsPlot(QWidget):
     def update_metrics(self, metrics) -> None:
         """Append one point (``{"step": int, key: float, ...}``) or a list of them.
         Nothing is drawn here: a redraw is scheduled at most every REDRAW_MS."""
+        series_of = self._series
         for point in [metrics] if isinstance(metrics, dict) else metrics:
             step = point.get("step")
-            if not _is_number(step):
+            if type(step) not in _PLAIN_NUMBERS and not _is_number(step):
                 continue
+            step = float(step)
             for key, value in point.items():
-                if (not isinstance(key, str) or key == "step" or key.startswith("_")
-                        or not _is_number(value)):
-                    continue
-                series = self._series.get(key)
-                if series is None:
-                    series = self._series[key] = _Series()
+                series = series_of.get(key)
+                if series is None:  # a key not seen yet (or not a metric): the full checks
+                    if (not isinstance(key, str) or key == "step" or key.startswith("_")
+                            or not _is_number(value)):
+                        continue
+                    series = series_of[key] = _Series(max_points=MAX_DISPLAY_POINTS)
                     self._add_term(key)
-                series.append(float(step), float(value))
-        self.schedule_redraw()
+                elif type(value) not in _PLAIN_NUMBERS and not _is_number(value):
+                    continue
+                series.append(step, float(value))
+        if not self._timer.isActive():
+            self._timer.start()
 
     def set_history(self, history: dict) -> None:
         """Replace all data: ``{key: [(step, value), ...]}`` (or ``{key: (steps,
-        values)}`` as returned by ``get_history``), then redraw at once."""
+        values)}`` as returned by ``get_history``, or objects with ``steps`` and
+        ``values`` arrays, as ``TrainingManager.get_metric_history`` returns),
+        then redraw at once."""
         self._series.clear()
-        self._smooth_cache.clear()
         for key, points in history.items():
             if key.startswith("_"):
                 continue
-            if isinstance(points, tuple) and len(points) == 2 and isinstance(points[0], np.ndarray):
-                steps, values = points
-            else:
-                pairs = np.asarray(list(points), dtype=float).reshape(-1, 2)
-                steps, values = pairs[:, 0], pairs[:, 1]
-            order = np.argsort(steps, kind="stable")
-            self._series[key] = _Series(np.asarray(steps)[order], np.asarray(values)[order])
+            steps, values = _as_arrays(points)
+            if not np.all(steps[1:] >= steps[:-1]):
+                order = np.argsort(steps, kind="stable")
+                steps, values = steps[order], values[order]
+            self._series[key] = _Series(steps, values, MAX_DISPLAY_POINTS)
             self._add_term(key)
         self._reset_view()
         self.redraw_now()
 
     def clear(self) -> None:
         self._series.clear()
-        self._smooth_cache.clear()
         self._reset_view()
         self.redraw_now()
 
@@ -329,17 +259,22 @@ class MetricsPlot(QWidget):
             self._timer.start()
 
     def redraw_now(self) -> None:
-        """Update every artist and draw synchronously."""
+        """Update every artist and draw synchronously (the whole figure)."""
         self._timer.stop()
         self._refresh()
         self.canvas.draw()
 
     def _redraw(self) -> None:
+        """The throttled live redraw: the lines over the cached axes, or the axes
+        again (in slices) when their limits or labels changed."""
         if not self.isVisible():  # e.g. on a hidden tab: draw once shown again
             self._stale = True
             return
-        self._refresh()
-        self.canvas.draw_idle()
+        if self.canvas.rendering:  # the axes are being drawn: come back after
+            self.schedule_redraw()
+            return
+        self._refresh(live=True)
+        self.canvas.refresh()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -350,22 +285,22 @@ class MetricsPlot(QWidget):
     def smoothing(self) -> float:
         return self.smooth_slider.value() / 100
 
-    def _refresh(self) -> None:
+    def _data_lines(self) -> list:
+        """The animated artists, drawn over the cached axes (BlitCanvas)."""
+        lines = [line for pair in self._lines.values() for line in pair]
+        return lines + list(self.lower_lines.values()) + list(self.fidelity_lines.values())
+
+    def _refresh(self, live: bool = False) -> None:
+        """Bring every artist up to date. ``live``: limits that still hold the data
+        are kept, and those that must grow get headroom (a live redraw); else they
+        fit the data, as matplotlib's autoscaling does."""
         self._refreshing = True
         try:
             shown = self._refresh_loss()
             self._refresh_lower()
             newest = self._newest_step()
             near = self.phase_1 is not None and newest >= PHASE_LOOKAHEAD * self.phase_1
-            for line in self.phase_lines:  # in the limits only when the data is near it
-                line.set_visible(near)
-                if near:
-                    line.set_xdata([self.phase_1, self.phase_1])
-            for ax in (self.ax_loss, self.ax_lower):
-                if ax.get_autoscalex_on() or ax.get_autoscaley_on():
-                    ax.relim(visible_only=True)
-                    ax.autoscale_view()
-            self._widen_flat_log_range()
+            self._autoscale(live, self.phase_1 if near else None)
             self._place_phase_marker(newest > float("-inf"))
             self._say_why_empty(shown, newest > float("-inf"))
         finally:
@@ -379,18 +314,62 @@ class MetricsPlot(QWidget):
                 newest = max(newest, steps[-1] if series.ordered else steps.max())
         return newest
 
-    def _widen_flat_log_range(self) -> None:
-        """A learning rate that barely moves (one point; the first steps of RAVE's
-        1e-3 -> 1e-4 decay over a million steps) gets a y range of at least a
-        factor MIN_LOG_SPAN around it: a flat line with short labels (9e-4, 1e-3,
-        1.1e-3) rather than two decades, or ticks told apart at the 5th digit."""
-        if self.lower_key != "lr" or not self.ax_lower.get_autoscaley_on():
+    # ---- limits -------------------------------------------------------------
+    def _autoscale(self, live: bool, phase: float | None) -> None:
+        """What ``relim`` + ``autoscale_view`` did, on the drawn (decimated, so
+        extremes kept) data, and with hysteresis when ``live``. The x axis is shared;
+        ``phase`` (the phase-2 step, once the data is near it) is kept in view."""
+        if self.ax_loss.get_autoscalex_on():
+            xs = [line.get_xdata() for line in self._data_lines()
+                  if line.get_visible() and len(line.get_xdata())]
+            if phase is not None:
+                xs.append(np.array([float(phase)]))
+            self._fit(self.ax_loss, "x", _finite_range(xs, log=False), live)
+        for ax in (self.ax_loss, self.ax_lower):
+            if not ax.get_autoscaley_on():
+                continue
+            log = ax.get_yscale() == "log"
+            ys = [line.get_ydata() for line in self._data_lines()
+                  if line.axes is ax and line.get_visible() and len(line.get_ydata())]
+            span, exact = _finite_range(ys, log), False
+            if span is not None and ax is self.ax_lower and self.lower_key == "lr" and log:
+                widened = _widened(span)
+                span, exact = widened, widened != span
+            self._fit(ax, "y", span, live, exact)
+
+    def _fit(self, ax, which: str, span, live: bool, exact: bool = False) -> None:
+        """Set ``ax``'s ``which`` limits for data spanning ``span`` (None: no data,
+        the limits stay). ``exact``: the span is the view (no margins)."""
+        if span is None:
             return
-        y = np.asarray(self.lower_lines["lr"].get_ydata(), dtype=float)
-        y = y[np.isfinite(y) & (y > 0)]
-        if y.size and y.max() / y.min() < MIN_LOG_SPAN:
-            centre, half = np.sqrt(y.max() * y.min()), np.sqrt(MIN_LOG_SPAN)
-            self.ax_lower.set_ylim(centre / half, centre * half, auto=None)
+        axis = ax.xaxis if which == "x" else ax.yaxis
+        log = axis.get_scale() == "log"
+        current = tuple(sorted(ax.get_xlim() if which == "x" else ax.get_ylim()))
+        if exact:
+            t0, t1 = _to(span, log)
+        else:
+            lo, hi = axis.get_major_locator().nonsingular(*span)
+            if log and lo <= 0:
+                lo = span[0]
+            t0, t1 = _to((lo, hi), log)
+            margin = (t1 - t0) * (ax.margins()[0 if which == "x" else 1])
+            t0, t1 = t0 - margin, t1 + margin
+        if live and all(np.isfinite(current)) and (not log or current[0] > 0):
+            c0, c1 = _to(current, log)
+            d0, d1 = _to(span, log)
+            width = max(t1 - t0, 1e-300)
+            if c0 <= d0 and d1 <= c1 and (c1 - c0) <= LOOSE * width:
+                return  # the data is still in view: nothing behind the lines changes
+            if d1 > c1:  # growing: leave room ahead, so the next points fit as they come
+                t1 += HEADROOM * width
+            if d0 < c0:
+                t0 -= HEADROOM * width
+        new = _from((t0, t1), log)
+        if not np.allclose(new, current, rtol=1e-12, atol=0):
+            if which == "x":
+                ax.set_xlim(*new, auto=None)
+            else:
+                ax.set_ylim(*new, auto=None)
 
     def _place_phase_marker(self, has_data: bool) -> None:
         p = self.phase_1
@@ -398,13 +377,15 @@ class MetricsPlot(QWidget):
         inside = has_data and p is not None and x0 <= p <= x1
         for line in self.phase_lines:
             line.set_visible(inside)
-            if inside:
+            if inside and list(line.get_xdata()) != [p, p]:
                 line.set_xdata([p, p])
         self.phase_label.set_visible(inside)
         if inside:  # the label beside the line, on the side with more room
-            self.phase_label.set_x(p)
-            self.phase_label.set_horizontalalignment("right" if p - x0 > 0.25 * (x1 - x0)
-                                                     else "left")
+            if self.phase_label.get_position()[0] != p:
+                self.phase_label.set_x(p)
+            align = "right" if p - x0 > 0.25 * (x1 - x0) else "left"
+            if self.phase_label.get_horizontalalignment() != align:
+                self.phase_label.set_horizontalalignment(align)
 
     def _say_why_empty(self, shown: int, has_data: bool) -> None:
         """A sentence instead of bare axes when the loss plot has nothing to draw."""
@@ -417,15 +398,15 @@ class MetricsPlot(QWidget):
         for ax in (self.ax_loss, self.ax_lower):  # the shared step axis: no ticks for nothing
             ax.xaxis.set_visible(has_data)
 
-    def _visible(self, series: _Series):
-        """The slice of ``series`` in the zoomed x range (all of it when autoscaling)."""
+    def _visible(self, series: _Series) -> slice | None:
+        """The slice of ``series`` in the zoomed x range (None when autoscaling)."""
         steps = series.data()[0]
         if series.ordered and not self.ax_loss.get_autoscalex_on() and steps.size:
             x0, x1 = sorted(self.ax_loss.get_xlim())
             i0 = max(0, int(np.searchsorted(steps, x0, "left")) - 1)
             i1 = int(np.searchsorted(steps, x1, "right")) + 1
             return slice(i0, i1)
-        return slice(None)
+        return None
 
     def _refresh_loss(self) -> int:
         """Update the loss lines; return how many are shown."""
@@ -443,16 +424,13 @@ class MetricsPlot(QWidget):
             raw.set_alpha(0.25 if weight > 0 else 1.0)
             if not shown:
                 continue
-            steps, values = series.data()
             window = self._visible(series)
-            raw.set_data(*decimate_minmax(steps[window], values[window], MAX_DISPLAY_POINTS))
+            raw.set_data(*series.decimated(0.0, window))
             raw.set_markevery(max(1, len(raw.get_xdata()) // MAX_MARKERS))  # a marker blob
             if term != "val_loss":  # RAVE logs every 50 steps: a short run has few points
                 _mark_if_sparse(raw)
             if weight > 0:
-                smoothed = self._smoothed(term, values, weight)
-                smooth.set_data(*decimate_minmax(steps[window], smoothed[window],
-                                                 MAX_DISPLAY_POINTS))
+                smooth.set_data(*series.decimated(weight, window))
         handles = [raw for raw, _ in self._lines.values() if raw.get_visible()]
         self._set_legend(self.ax_loss, handles)
         return len(handles)
@@ -475,12 +453,6 @@ class MetricsPlot(QWidget):
             self._legend_px.pop(ax, None)
         self._set_margins()
 
-    def _smoothed(self, term: str, values: np.ndarray, weight: float) -> np.ndarray:
-        cached = self._smooth_cache.get(term)
-        if cached is None or cached[:2] != (values.size, weight):
-            cached = self._smooth_cache[term] = (values.size, weight, ema_smooth(values, weight))
-        return cached[2]
-
     def _refresh_lower(self) -> None:
         chosen = key = self.lower_combo.currentData()
         has = {k: k in self._series and self._series[k].n > 0 for k in self.lower_lines}
@@ -489,8 +461,9 @@ class MetricsPlot(QWidget):
         if chosen == "lr" and not has["lr"] and has["beta_factor"]:
             key = "beta_factor"  # RAVE logs no lr unless a LearningRateMonitor is added
         self.lower_key = key if has[key] else None
-        self.ax_lower.set_title(LOWER_TITLES[key] + ("" if key == chosen else
-                                                     ": no learning rate logged"))
+        title = LOWER_TITLES[key] + ("" if key == chosen else ": no learning rate logged")
+        if self.ax_lower.get_title() != title:  # set_title restyles it: a full redraw
+            self.ax_lower.set_title(title)
         self.lower_message.set_text(NO_DATA[key])
         self.lower_message.set_visible(self.lower_key is None)
         self.ax_lower.yaxis.set_visible(self.lower_key is not None)  # no ticks for nothing
@@ -512,7 +485,8 @@ class MetricsPlot(QWidget):
                 share = _fidelity_order(k)[1]  # fidelity_0.95 -> "95 %"
                 label = f"{share * 100:g} %" if 0 < share <= 1 else k
                 self.fidelity_lines[k] = self.ax_lower.plot([], [], color=color, marker="o",
-                                                            markersize=3, label=label)[0]
+                                                            markersize=3, label=label,
+                                                            animated=True)[0]
         for k, line in self.fidelity_lines.items():
             self._show_lower_line(line, k, self.lower_key == "fidelity" and k in fidelity)
         self._set_legend(self.ax_lower, [self.fidelity_lines[k] for k in fidelity]
@@ -521,9 +495,8 @@ class MetricsPlot(QWidget):
     def _show_lower_line(self, line, key: str, shown: bool) -> None:
         line.set_visible(shown)
         if shown:
-            steps, values = self._series[key].data()
-            window = self._visible(self._series[key])
-            line.set_data(*decimate_minmax(steps[window], values[window], MAX_DISPLAY_POINTS))
+            series = self._series[key]
+            line.set_data(*series.decimated(0.0, self._visible(series)))
             _mark_if_sparse(line)
 
     def _fidelity_keys(self) -> list[str]:
@@ -552,9 +525,10 @@ class MetricsPlot(QWidget):
         style = TERM_STYLES.get(term) or dict(
             color=OTHER_COLORS[(len(self._lines) - len(TERM_STYLES)) % len(OTHER_COLORS)],
             linestyle="-")
-        raw = self.ax_loss.plot([], [], label=term, **style)[0]
+        raw = self.ax_loss.plot([], [], label=term, animated=True, **style)[0]
         smooth_style = {k: v for k, v in style.items() if not k.startswith("marker")}
-        smooth = self.ax_loss.plot([], [], label=f"_{term} (smoothed)", **smooth_style)[0]
+        smooth = self.ax_loss.plot([], [], label=f"_{term} (smoothed)", animated=True,
+                                   **smooth_style)[0]
         self._lines[term] = (raw, smooth)
 
     def _on_option_changed(self, *_):
@@ -580,6 +554,51 @@ class MetricsPlot(QWidget):
     def _reset_view(self) -> None:
         for ax in (self.ax_loss, self.ax_lower):
             ax.autoscale(True)
+
+
+def _as_arrays(points) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one key of a history, as float arrays."""
+    if isinstance(points, tuple) and len(points) == 2 and isinstance(points[0], np.ndarray):
+        return np.asarray(points[0], dtype=float), np.asarray(points[1], dtype=float)
+    steps, values = getattr(points, "steps", None), getattr(points, "values", None)
+    if isinstance(steps, np.ndarray) and isinstance(values, np.ndarray):
+        return steps.astype(float), values.astype(float)
+    pairs = np.asarray(list(points), dtype=float).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def _finite_range(arrays, log: bool) -> tuple[float, float] | None:
+    """(min, max) of the finite (for ``log``: positive) values of all ``arrays``."""
+    lo, hi = np.inf, -np.inf
+    for a in arrays:
+        a = np.asarray(a, dtype=float)
+        a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    return (lo, hi) if lo <= hi else None
+
+
+def _widened(span: tuple[float, float]) -> tuple[float, float]:
+    """A learning rate that barely moves (one point; the first steps of RAVE's
+    1e-3 -> 1e-4 decay over a million steps) gets a y range of at least a factor
+    MIN_LOG_SPAN around it: a flat line with short labels (9e-4, 1e-3, 1.1e-3)
+    rather than two decades, or ticks told apart at the 5th digit."""
+    lo, hi = span
+    if hi / lo >= MIN_LOG_SPAN:
+        return span
+    centre, half = np.sqrt(hi * lo), np.sqrt(MIN_LOG_SPAN)
+    return centre / half, centre * half
+
+
+def _to(span, log: bool) -> tuple[float, float]:
+    return (float(np.log10(span[0])), float(np.log10(span[1]))) if log else (float(span[0]), float(span[1]))
+
+
+def _from(span, log: bool) -> tuple[float, float]:
+    return (10.0 ** span[0], 10.0 ** span[1]) if log else (float(span[0]), float(span[1]))
+
+
+_PLAIN_NUMBERS = (float, int)  # the common case, checked first (numbers.Real is slow)
 
 
 def _is_number(value) -> bool:
