@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("RAVE GUI")
+    from rave_gui.ui.theme import follow_system_theme
+    follow_system_theme(app)
     seen = app.platformName() not in ("offscreen", "minimal")  # else nobody could see (or close) a box
 
     def refuse(message: str, code: int) -> int:
