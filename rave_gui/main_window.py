@@ -15,11 +15,13 @@ from rave_gui.backend.runs import RunController
 from rave_gui.backend.tensorboard_service import TensorBoardService
 from rave_gui.backend.training import TrainingManager
 from rave_gui.ui.pages.datasets import DatasetsPage
+from rave_gui.ui.pages.machines import MachinesPage
+from rave_gui.ui.pages.models import ModelsPage
 from rave_gui.ui.pages.training import TrainingPage
 from rave_gui.ui.widgets.system_monitor import SystemMonitor, SystemMonitorLabel
 
 ICON = Path(__file__).resolve().parent / "resources" / "icon.svg"
-PAGE_TRAINING, PAGE_DATASETS = 0, 1
+PAGE_TRAINING, PAGE_DATASETS, PAGE_MODELS, PAGE_MACHINES = 0, 1, 2, 3
 
 
 def app_icon() -> QIcon:
@@ -44,10 +46,14 @@ class MainWindow(QMainWindow):
         self.tensorboard = TensorBoardService()
         self.training_page = TrainingPage(self.db, controller=self.runs, tensorboard=self.tensorboard)
         self.datasets_page = DatasetsPage(self.db)
+        self.models_page = ModelsPage(self.db, controller=self.runs)
+        self.machines_page = MachinesPage(self.db)
         style = self.style()
         for page, title, icon in (
                 (self.training_page, "Training", QStyle.StandardPixmap.SP_MediaPlay),
-                (self.datasets_page, "Datasets", QStyle.StandardPixmap.SP_DirIcon)):
+                (self.datasets_page, "Datasets", QStyle.StandardPixmap.SP_DirIcon),
+                (self.models_page, "Models", QStyle.StandardPixmap.SP_DriveNetIcon),
+                (self.machines_page, "Machines", QStyle.StandardPixmap.SP_ComputerIcon)):
             self.pages.addWidget(page)
             QListWidgetItem(style.standardIcon(icon), title, self.sidebar)
         self.sidebar.currentRowChanged.connect(self.pages.setCurrentIndex)
@@ -171,7 +177,9 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._save_layout()
+        self.models_page.shutdown()  # cancels model checks and tries, waits for their threads
         self.runs.stop_all()
+        self.machines_page.shutdown()  # a connection test still running
         self.tensorboard.stop()
         self.monitor.stop()
         if self.tray is not None:

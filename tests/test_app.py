@@ -43,12 +43,17 @@ def test_a_damaged_database_is_reported_and_left_alone(tmp_path):
 def test_main_window_has_training_and_datasets_pages(qtbot, db):
     from rave_gui.main_window import MainWindow
     from rave_gui.ui.pages.datasets import DatasetsPage
+    from rave_gui.ui.pages.machines import MachinesPage
+    from rave_gui.ui.pages.models import ModelsPage
     from rave_gui.ui.pages.training import TrainingPage
     window = MainWindow(db)
     try:
-        assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == ["Training", "Datasets"]
+        assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == [
+            "Training", "Datasets", "Models", "Machines"]
         assert isinstance(window.pages.widget(0), TrainingPage)
         assert isinstance(window.pages.widget(1), DatasetsPage)
+        assert isinstance(window.pages.widget(2), ModelsPage)
+        assert isinstance(window.pages.widget(3), MachinesPage)
         window.sidebar.setCurrentRow(1)
         assert window.pages.currentIndex() == 1
     finally:

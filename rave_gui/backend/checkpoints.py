@@ -15,6 +15,9 @@ from pathlib import Path
 from rave_gui.backend.events import version_dirs
 
 INDEX = "rave-gui-index.jsonl"
+#: in the local mirror of a run on another machine: the host's checkpoint files
+#: ({file: [size, mtime]}), written by ``remote_process`` (the .ckpt files stay there)
+REMOTE_LISTING = "rave-gui-remote.json"
 
 
 def _step(value) -> int | None:
@@ -71,10 +74,36 @@ def list_checkpoints(run_dir: str | Path | None) -> list[dict]:
                           "step": info.get("step"), "validation": info.get("validation"),
                           "size": stat.st_size, "mtime": stat.st_mtime,
                           "best": path.name == "best.ckpt", "resume": False})
+        found += _remote_only(folder, version, index, {c["file"] for c in found if c["version"] == version.name})
     found.sort(key=lambda c: c["mtime"])
     if found:
         found[-1]["resume"] = True
     return found
+
+
+def _remote_only(folder: Path, version: Path, index: dict, local: set[str]) -> list[dict]:
+    """Checkpoints that live on the host of a remote run (its mirror has only the
+    index): one entry per file the host listed, marked ``remote``."""
+    try:
+        listing = json.loads((folder / REMOTE_LISTING).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return []
+    if not isinstance(listing, dict):
+        return []
+    entries = []
+    for name, info in listing.items():
+        if not isinstance(name, str) or name in local or not name.endswith(".ckpt") or "/" in name \
+                or not isinstance(info, list) or len(info) != 2:
+            continue
+        size, mtime = _step(info[0]), _loss(info[1])
+        if size is None or mtime is None:
+            continue
+        meta = index.get(name, {})
+        entries.append({"path": str(folder / name), "file": name, "version": version.name,
+                        "step": meta.get("step"), "validation": meta.get("validation"),
+                        "size": size, "mtime": mtime, "best": name == "best.ckpt", "resume": False,
+                        "remote": True})
+    return entries
 
 
 def delete_checkpoint(run_dir: str | Path, path: str | Path) -> None:
@@ -84,6 +113,9 @@ def delete_checkpoint(run_dir: str | Path, path: str | Path) -> None:
         if Path(ckpt["path"]) == path:
             if ckpt["resume"]:
                 raise ValueError(f"{path.name} is the checkpoint a resume starts from; it cannot be deleted.")
+            if ckpt.get("remote"):
+                raise ValueError(f"{path.name} is on the machine this run trained on, not on this computer; "
+                                 "delete it there.")
             try:
                 os.unlink(path)
             except FileNotFoundError:

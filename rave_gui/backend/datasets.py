@@ -89,7 +89,12 @@ def read_metadata(path: str | Path) -> dict:
     except (RuntimeError, ValueError) as exc:  # no home folder for "~"
         raise ValueError(f"The dataset folder {path} cannot be used ({_reason(exc)}). Choose "
                          "the folder that `rave preprocess` wrote.") from exc
-    text = _read_metadata_text(folder)
+    return parse_metadata_text(_read_metadata_text(folder), folder)
+
+
+def parse_metadata_text(text: str, folder: str | Path) -> dict:
+    """Check the text of a ``metadata.yaml`` (``folder`` names it in the sentences:
+    a local folder, or ``host:path`` for a dataset on another machine)."""
     try:
         meta = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:

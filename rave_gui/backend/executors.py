@@ -16,7 +16,9 @@ def training_process_class(experiment: dict):
 
 def export_process_class(experiment: dict):
     if experiment["config"].get("machine_id") is None:
-        from rave_gui.backend.export import ExportProcess
-        return ExportProcess
+        # rave export from a chosen checkpoint (options "checkpoint", "verify"), recorded in the
+        # models library and checked with torch in a subprocess right after
+        from rave_gui.backend.model_export_process import CheckpointExportProcess
+        return CheckpointExportProcess
     from rave_gui.backend.remote_process import RemoteExportProcess
     return RemoteExportProcess

@@ -120,14 +120,16 @@ class RunController(QObject):
     def start(self, config: dict) -> int:
         """Validate, record and launch now; ``ValueError``/``RaveNotFound`` with a
         sentence, and nothing written, when it cannot."""
-        rave_cli.find_rave(self.rave)  # before anything is written
+        if config.get("machine_id") is None:  # a run on another machine uses the host's rave
+            rave_cli.find_rave(self.rave)  # before anything is written
         exp_id = self.manager.start_training(config)
         self._launch(exp_id)
         return exp_id
 
     def enqueue(self, config: dict) -> int:
         """Validate and record at the end of the queue; it starts when its device is free."""
-        rave_cli.find_rave(self.rave)
+        if config.get("machine_id") is None:
+            rave_cli.find_rave(self.rave)
         exp_id = self.manager.enqueue_training(config)
         self.run_changed.emit(exp_id, "status")
         self._schedule_timer.start()
@@ -273,6 +275,8 @@ class RunController(QObject):
         for process in [run.process for run in self._runs.values()] + list(self._exports.values()):
             if getattr(process, "pid", None):
                 end_group(process.pid)  # did not stop in time: end the whole group
+            elif hasattr(process, "abandon"):
+                process.abandon()  # a run on another machine: stop following it (it may go on there)
             process.wait(10_000)
         QCoreApplication.processEvents()
         for process in self._ending:
@@ -398,7 +402,9 @@ class RunController(QObject):
             if stalled or "stalled" in self.health.get(exp_id, {}):
                 self._flag(exp_id, "stalled", stalled or "")
             paths = self.manager.paths(exp)
-            disk = disk_alert(paths.out_dir, expected_checkpoint_bytes(paths.checkpoints()))
+            # a run on another machine writes its checkpoints there, not on this disk
+            disk = None if exp["config"].get("machine_id") is not None else \
+                disk_alert(paths.out_dir, expected_checkpoint_bytes(paths.checkpoints()))
             if disk or "disk" in self.health.get(exp_id, {}):
                 self._flag(exp_id, "disk", disk or "")
 

@@ -140,6 +140,9 @@ class TrainingManager:
         if not isinstance(device, str) or not DEVICE_RE.fullmatch(device):
             raise ValueError(f"Device must be 'auto', 'cpu' or 'gpu:N' (got {device!r}).")
         machine = cfg.get("machine_id")
+        if "machine_id" in dataset.keys() and dataset["machine_id"] is not None and dataset["machine_id"] != machine:
+            raise ValueError(f"The dataset {dataset['name']} lives on another machine (it was registered by its "
+                             "path there): train it on that machine.")
         if machine is not None:  # another machine: its own rules (backend/machines.py)
             from rave_gui.backend.machines import check_machine_device
             cfg["machine_id"] = check_machine_device(self.db, machine, device)
@@ -409,6 +412,13 @@ class TrainingManager:
             exp = self._decode(row)
             if self.is_active(exp["id"]):
                 continue
+            if exp["config"].get("machine_id") is not None:
+                # on another machine: its thread checks pid + start time on the host, off the UI thread
+                from rave_gui.backend.machines import remote_pid
+                host_pid = remote_pid(self.db, exp["id"])
+                if host_pid is not None:
+                    alive.append((exp["id"], host_pid))
+                    continue
             pid = exp["pid"]
             if process_alive(pid, exp["pid_started_at"]):
                 alive.append((exp["id"], pid))

@@ -110,7 +110,77 @@ ALTER TABLE experiments ADD COLUMN launch_token TEXT;
 CREATE INDEX experiments_queue ON experiments(queue_pos) WHERE queue_pos IS NOT NULL;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# v5: other machines (SSH hosts) and what a run there needs: where it lives on the
+# host (its folder, RAVE's run folder, the dataset copy) and which process it is
+# (pid, process group, start time as "boot-id:start-tick", launch token). A dataset
+# registered by its path on a host belongs to that machine. No password, ever.
+_V5 = """
+CREATE TABLE machines (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL DEFAULT 'ssh' CHECK (kind IN ('ssh')),
+    host TEXT NOT NULL,
+    port INTEGER,
+    user TEXT,
+    ssh_config TEXT,
+    python TEXT NOT NULL,
+    work_dir TEXT NOT NULL,
+    gpus TEXT,
+    cpus INTEGER,
+    checked_at TIMESTAMP,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE remote_runs (
+    experiment_id INTEGER PRIMARY KEY REFERENCES experiments(id) ON DELETE CASCADE,
+    machine_id INTEGER REFERENCES machines(id) ON DELETE SET NULL,
+    out_dir TEXT NOT NULL,
+    run_dir TEXT,
+    dataset_path TEXT,
+    pid INTEGER,
+    pgid INTEGER,
+    pid_start TEXT,
+    token TEXT
+);
+ALTER TABLE datasets ADD COLUMN machine_id INTEGER REFERENCES machines(id);
+"""
+
+# v6: the models library. Exports widened: an imported model has no run, a model outlives
+# its run (ON DELETE SET NULL, the run's name kept), and each row carries its checkpoint and
+# what the model check reported. SQLite cannot change a foreign key in place: the table is
+# rebuilt (create, copy, drop, rename), every column and row kept. (``backend/models.py``
+# holds the same text as MODELS_MIGRATION; a test keeps them equal.)
+_V6 = """CREATE TABLE exports_v2 (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER REFERENCES experiments(id) ON DELETE SET NULL,
+    path TEXT NOT NULL,
+    streaming INTEGER,
+    fidelity REAL,
+    step INTEGER,
+    size_bytes INTEGER,
+    created_at TIMESTAMP NOT NULL,
+    name TEXT,
+    source TEXT NOT NULL DEFAULT 'export' CHECK (source IN ('export', 'import')),
+    run_name TEXT,
+    checkpoint TEXT,
+    validation REAL,
+    latent_size INTEGER,
+    full_latent_size INTEGER,
+    sample_rate INTEGER,
+    channels INTEGER,
+    check_status TEXT NOT NULL DEFAULT 'unchecked' CHECK (check_status IN ('unchecked', 'ok', 'broken')),
+    check_message TEXT,
+    checked_at TIMESTAMP
+);
+INSERT INTO exports_v2 (id, experiment_id, path, streaming, fidelity, step, size_bytes, created_at, run_name)
+    SELECT e.id, e.experiment_id, e.path, e.streaming, e.fidelity, e.step, e.size_bytes, e.created_at, x.name
+    FROM exports AS e LEFT JOIN experiments AS x ON x.id = e.experiment_id;
+DROP TABLE exports;
+ALTER TABLE exports_v2 RENAME TO exports;
+CREATE INDEX exports_experiment ON exports(experiment_id);
+CREATE INDEX exports_path ON exports(path)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 DEFAULT_TIMEOUT = 30.0
 # SQLite's primary result codes (the low byte of an extended code)

@@ -46,7 +46,7 @@ def before_models(monkeypatch):
     """``core.database`` as it is without the library's migration (whether or not the
     lead has appended it to MIGRATIONS yet)."""
     from rave_gui.core import database
-    older = [m for m in database.MIGRATIONS if m is not MODELS_MIGRATION]
+    older = [m for m in database.MIGRATIONS if m.strip() != MODELS_MIGRATION.strip()]
     monkeypatch.setattr(database, "MIGRATIONS", older)
     monkeypatch.setattr(database, "SCHEMA_VERSION", len(older))
     return database
@@ -232,3 +232,9 @@ def test_a_check_stores_what_the_model_reports(library, tmp_path):
     model = library.get(model_id)
     assert model["status"] == "broken" and model["latent_size"] == 8    # numbers from before are kept
     assert model["check_message"] == "torch.jit.load could not open it."
+
+
+def test_the_schema_migration_is_the_librarys_own_text():
+    from rave_gui.backend.models import MODELS_MIGRATION
+    from rave_gui.core.database import MIGRATIONS
+    assert MIGRATIONS[5].strip() == MODELS_MIGRATION.strip()

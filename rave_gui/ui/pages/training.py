@@ -309,17 +309,18 @@ class TrainingPage(QWidget):
 
     def open_export_dialog(self, experiment_id: int):
         """Ask for the export options (non-blocking); OK starts the export."""
-        from rave_gui.ui.dialogs.export_dialog import ExportDialog
-        dialog = ExportDialog(str(self.manager.paths(experiment_id).export_dir), self)
+        from rave_gui.ui.dialogs.export_checkpoint import ExportCheckpointDialog
+        dialog = ExportCheckpointDialog(self.manager, experiment_id, self)
         dialog.accepted.connect(lambda: self.export_experiment(experiment_id, **dialog.options()))
         dialog.open()
         self.export_dialog = dialog
         return dialog
 
     def export_experiment(self, experiment_id: int, output_dir=None, streaming: bool = True,
-                          fidelity: float = 0.95) -> bool:
-        """Run `rave export` in the background; the result shows next to the button."""
-        options = {"output_dir": output_dir, "streaming": streaming, "fidelity": fidelity}
+                          fidelity: float = 0.95, **extra) -> bool:
+        """Run `rave export` in the background; the result shows next to the button
+        (``extra``: checkpoint, verify, for a local run's CheckpointExportProcess)."""
+        options = {"output_dir": output_dir, "streaming": streaming, "fidelity": fidelity, **extra}
         return self._call(self.controller.export, experiment_id, options)
 
     def _on_export_progress(self, experiment_id: int, _percent: int, what: str) -> None:

@@ -1,5 +1,6 @@
-"""Page 4 of the New Training wizard: the summary, the exact command, the
-warnings; the config is validated once more before the wizard is accepted."""
+"""Page 4 of the New Training wizard: the summary, the exact command (for a run on
+another machine, the one the host runs), the warnings; the config is validated
+once more before the wizard is accepted."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +11,7 @@ from PyQt6.QtWidgets import (
     QVBoxLayout, QWidget, QWizardPage,
 )
 
+from rave_gui.backend import remote_layout
 from rave_gui.backend.rave_catalogue import learning_rate_summary
 from rave_gui.backend.rave_cli import RaveNotFound, display_command, find_rave, train_command
 from rave_gui.backend.training import TrainingManager
@@ -89,6 +91,7 @@ class ConfirmationPage(QWizardPage):
             "Batch size": str(cfg["batch_size"]),
             "Learning rate": learning_rate_summary(),
             "Validate every": f"{cfg['val_every']:,} steps",
+            "Train on": wizard.parameters_page.machine_combo.currentText(),
             "Device": wizard.parameters_page.device_combo.currentText(),
         }
         while self.summary_form.rowCount():
@@ -100,21 +103,32 @@ class ConfirmationPage(QWizardPage):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.summary_form.addRow(f"{key}:", label)
 
-        try:
-            rave = find_rave()
-            rave_missing = ""
-        except RaveNotFound as exc:
-            rave, rave_missing = Path("rave"), str(exc)
-        argv = train_command(rave, cfg, dataset, EXPERIMENT_FOLDER, launcher=False, gpus=wizard.gpus)
-        self.command_edit.setPlainText(display_command(argv))
         manager = self._manager()
-        self.command_note.setText(
-            f"{EXPERIMENT_FOLDER} is a new folder under {manager.runs_root}, named after the experiment's "
-            "number. The app runs RAVE's own entry point through a small launcher that adds a stop "
-            "checkpoint and progress lines; the flags are the same.")
+        machine = wizard.parameters_page.machine()
+        gpus = wizard.parameters_page.machine_gpus()
+        if machine is not None:  # RAVE runs there: the command the host runs, the ssh line to reach it
+            rave_missing = ""
+            self.command_edit.setPlainText(remote_layout.display_command(machine, cfg, dataset))
+            self.command_note.setText(
+                f"It runs on {machine['name']} (reach it with: {remote_layout.ssh_line(machine)}), in a new "
+                f"folder under {machine['work_dir']}/runs, through the app's launcher (stop checkpoint, progress "
+                "lines; the flags are the same). The dataset is copied once to "
+                f"{machine['work_dir']}/datasets with rsync, unless it lives there already; the app mirrors "
+                "the log and the losses back as the run goes.")
+        else:
+            try:
+                rave = find_rave()
+                rave_missing = ""
+            except RaveNotFound as exc:
+                rave, rave_missing = Path("rave"), str(exc)
+            argv = train_command(rave, cfg, dataset, EXPERIMENT_FOLDER, launcher=False, gpus=wizard.gpus)
+            self.command_edit.setPlainText(display_command(argv))
+            self.command_note.setText(
+                f"{EXPERIMENT_FOLDER} is a new folder under {manager.runs_root}, named after the experiment's "
+                "number. The app runs RAVE's own entry point through a small launcher that adds a stop "
+                "checkpoint and progress lines; the flags are the same.")
 
-        self._set_warnings(compute_warnings(cfg, dataset, wizard.config_page.phase_1(), wizard.gpus,
-                                            rave_missing))
+        self._set_warnings(compute_warnings(cfg, dataset, wizard.config_page.phase_1(), gpus, rave_missing))
         try:
             manager.validate_config(cfg)
             set_error(self.error_label, "")

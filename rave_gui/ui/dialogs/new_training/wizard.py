@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from PyQt6.QtWidgets import QDialog, QWizard
 
+from rave_gui.backend.machines import MachineManager
 from rave_gui.backend.rave_cli import detect_gpus
 from rave_gui.backend.training import DEFAULTS
 from rave_gui.ui.dialogs.new_training.config_page import ConfigSelectionPage
@@ -37,7 +38,7 @@ class NewTrainingWizard(QWizard):
 
         self.dataset_page = DatasetSelectionPage(db)
         self.config_page = ConfigSelectionPage()
-        self.parameters_page = TrainingParametersPage(self.gpus)
+        self.parameters_page = TrainingParametersPage(self.gpus, machines=MachineManager(db).list())
         self.confirmation_page = ConfirmationPage(db)
         self.setPage(PAGE_DATASET, self.dataset_page)
         self.setPage(PAGE_CONFIG, self.config_page)
@@ -94,7 +95,8 @@ class NewTrainingWizard(QWizard):
         return self.dataset_page.select_dataset(dataset_id)
 
     def get_config(self) -> dict:
-        """Exactly the dict ``TrainingManager.start_training`` takes."""
+        """Exactly the dict ``TrainingManager.start_training`` takes (``machine_id`` only
+        for a run on another machine)."""
         params = self.parameters_page
         return {
             "name": params.name_edit.text().strip(),
@@ -107,6 +109,7 @@ class NewTrainingWizard(QWizard):
             "learning_rate": float(DEFAULTS["learning_rate"]),
             "device": params.device(),
             "val_every": params.val_every.value(),
+            **({"machine_id": params.machine_id()} if params.machine_id() is not None else {}),
         }
 
     def validated_config(self) -> dict | None:
