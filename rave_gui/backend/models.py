@@ -21,39 +21,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rave_gui.core.database import MIGRATIONS
 from rave_gui.core.timeutil import now
 
-MODELS_MIGRATION = """
-CREATE TABLE exports_v2 (
-    id INTEGER PRIMARY KEY,
-    experiment_id INTEGER REFERENCES experiments(id) ON DELETE SET NULL,
-    path TEXT NOT NULL,
-    streaming INTEGER,
-    fidelity REAL,
-    step INTEGER,
-    size_bytes INTEGER,
-    created_at TIMESTAMP NOT NULL,
-    name TEXT,
-    source TEXT NOT NULL DEFAULT 'export' CHECK (source IN ('export', 'import')),
-    run_name TEXT,
-    checkpoint TEXT,
-    validation REAL,
-    latent_size INTEGER,
-    full_latent_size INTEGER,
-    sample_rate INTEGER,
-    channels INTEGER,
-    check_status TEXT NOT NULL DEFAULT 'unchecked' CHECK (check_status IN ('unchecked', 'ok', 'broken')),
-    check_message TEXT,
-    checked_at TIMESTAMP
-);
-INSERT INTO exports_v2 (id, experiment_id, path, streaming, fidelity, step, size_bytes, created_at, run_name)
-    SELECT e.id, e.experiment_id, e.path, e.streaming, e.fidelity, e.step, e.size_bytes, e.created_at, x.name
-    FROM exports AS e LEFT JOIN experiments AS x ON x.id = e.experiment_id;
-DROP TABLE exports;
-ALTER TABLE exports_v2 RENAME TO exports;
-CREATE INDEX exports_experiment ON exports(experiment_id);
-CREATE INDEX exports_path ON exports(path)
-"""
+#: schema v6 (``core.database``): the SQL that widens ``exports`` into the library
+MODELS_MIGRATION = MIGRATIONS[5]
 
 #: what a row's ``status`` can be (``missing``: the file is no longer where it was)
 STATUSES = ("ok", "broken", "unchecked", "missing")

@@ -40,21 +40,17 @@ import subprocess
 import time
 from pathlib import Path, PurePosixPath
 
-from PyQt6.QtCore import pyqtSignal
-
 from rave_gui.backend import rave_cli, remote_layout, remote_scripts
 from rave_gui.backend.checkpoints import REMOTE_LISTING
 from rave_gui.backend.datasets import read_metadata
 from rave_gui.backend.events import RunEventsFollower
-from rave_gui.backend.export import export_name
+from rave_gui.backend.export import ExportProcess, export_name
 from rave_gui.backend.log_parsing import explain_failure, parse_launcher_line
 from rave_gui.backend.machines import MachineManager, remote_run, save_remote_run
-from rave_gui.backend.run_paths import RunPaths
 from rave_gui.backend.run_state import LIVE
 from rave_gui.backend.ssh import (SSHError, SSHTarget, command_error, last_line, local_rsync_problem,
                                   remote_shell, run_local, sh_quote)
 from rave_gui.backend.training_process import TrainingProcess
-from rave_gui.core.process import ProcessThread
 from rave_gui.core.timeutil import now
 
 #: the exit code used when the host's process vanished without writing one (killed)
@@ -578,25 +574,13 @@ class RemoteTrainingProcess(TrainingProcess):
             raise RemoteError(f"{exc} (while {what})") from exc
 
 
-class RemoteExportProcess(ProcessThread):
+class RemoteExportProcess(ExportProcess):
     """``rave export`` on the host, then the ``.ts`` copied back with progress and
     recorded as ``ExportProcess`` does (signals: ``progress``, ``finished``, ``exported``)."""
 
-    exported = pyqtSignal(str)
-
     def __init__(self, manager, experiment_id: int, output_dir: str | Path | None = None,
                  streaming: bool = True, fidelity: float = 0.95, parent=None):
-        exp = manager.get_experiment(experiment_id)
-        if exp is None:
-            raise ValueError(f"There is no experiment {experiment_id}.")
-        self.paths = RunPaths.of(exp)
-        super().__init__(log_path=self.paths.export_log, parent=parent)
-        self.manager = manager
-        self.experiment = exp
-        self.output_dir = Path(output_dir) if output_dir else self.paths.export_dir
-        self.streaming = streaming
-        self.fidelity = float(fidelity)
-        self.path = self.output_dir / export_name(exp["name"], streaming)
+        super().__init__(manager, experiment_id, output_dir, streaming, fidelity, parent=parent)
         self.machines = MachineManager(manager.db)
         self.remote = remote_run(manager.db, experiment_id) or {}
 

@@ -147,8 +147,7 @@ ALTER TABLE datasets ADD COLUMN machine_id INTEGER REFERENCES machines(id);
 # v6: the models library. Exports widened: an imported model has no run, a model outlives
 # its run (ON DELETE SET NULL, the run's name kept), and each row carries its checkpoint and
 # what the model check reported. SQLite cannot change a foreign key in place: the table is
-# rebuilt (create, copy, drop, rename), every column and row kept. (``backend/models.py``
-# holds the same text as MODELS_MIGRATION; a test keeps them equal.)
+# rebuilt (create, copy, drop, rename), every column and row kept (``backend/models.py``).
 _V6 = """CREATE TABLE exports_v2 (
     id INTEGER PRIMARY KEY,
     experiment_id INTEGER REFERENCES experiments(id) ON DELETE SET NULL,

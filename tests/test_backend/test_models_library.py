@@ -232,9 +232,3 @@ def test_a_check_stores_what_the_model_reports(library, tmp_path):
     model = library.get(model_id)
     assert model["status"] == "broken" and model["latent_size"] == 8    # numbers from before are kept
     assert model["check_message"] == "torch.jit.load could not open it."
-
-
-def test_the_schema_migration_is_the_librarys_own_text():
-    from rave_gui.backend.models import MODELS_MIGRATION
-    from rave_gui.core.database import MIGRATIONS
-    assert MIGRATIONS[5].strip() == MODELS_MIGRATION.strip()
