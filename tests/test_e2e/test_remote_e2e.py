@@ -22,6 +22,7 @@ from rave_gui.backend.datasets import DatasetManager
 from rave_gui.backend.events import RunEventsFollower
 from rave_gui.backend.machines import MachineManager, remote_run
 from rave_gui.backend.runs import RunController
+from run_recorder import Recorder  # tests/ helper
 from rave_gui.backend.ssh import accept_host_key
 from rave_gui.backend.training import TrainingManager
 from rave_gui.core.database import Database
@@ -29,24 +30,6 @@ from rave_gui.core.database import Database
 pytestmark = [pytest.mark.e2e, pytest.mark.ssh]
 
 
-class Recorder:
-    def __init__(self, controller, exp_id):
-        self.steps, self.metrics, self.lines, self.warnings, self.result = [], [], [], [], None
-        manager = controller.manager
-
-        def changed(e, what):
-            if e == exp_id and what == "status":
-                exp = manager.get_experiment(e)
-                if not controller.is_live(e) and exp["status"] in ("stopped", "completed", "failed", "interrupted"):
-                    self.result = (exp["status"], exp["error"])
-        controller.step_changed.connect(lambda e, s, t: e == exp_id and self.steps.append(s))
-        controller.metrics_added.connect(lambda e, m: e == exp_id and self.metrics.append(m))
-        controller.log_line.connect(lambda e, line: e == exp_id and self.lines.append(line))
-        controller.warning.connect(lambda e, text: e == exp_id and self.warnings.append(text))
-        controller.run_changed.connect(changed)
-
-    def pairs(self):
-        return [(k, m["step"]) for m in self.metrics for k in m if k != "step"]
 
 
 def finish(qtbot, controller, rec, timeout):
