@@ -37,7 +37,9 @@ NO_VALIDATIONS = ("No validation audio yet: RAVE writes it at every validation "
 _EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
+def audio_worker() -> concurrent.futures.ThreadPoolExecutor:
+    """The one worker thread that reads validation audio off the GUI thread (the Audio
+    tab and the Models page's Try panel); results are collected on the GUI thread."""
     global _EXECUTOR
     if _EXECUTOR is None:
         _EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="validation-audio")
@@ -412,7 +414,7 @@ class AudioView(QWidget):
 
     def _submit(self) -> None:
         self._in_flight = True
-        self._futures.append((self._generation, _executor().submit(self._follower.poll)))
+        self._futures.append((self._generation, audio_worker().submit(self._follower.poll)))
         self._collect.start()
 
     def _collect_results(self) -> None:

@@ -21,20 +21,12 @@ from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox,
                              QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from rave_gui.backend.audio import decode_wav, envelope, read_validation_audio, save_wav, spectrogram_db
-from rave_gui.ui.widgets.audio_view import AudioPlayer
+from rave_gui.ui.widgets.audio_view import AudioPlayer, audio_worker
 from rave_gui.ui.widgets.messages import error_label, hint_label, set_error
 
 SIDES = ("original", "result")
 MAX_CONTROLS = 4
 AUDIO_FILTER = "Audio (*.wav *.flac *.ogg *.aif *.aiff *.mp3 *.m4a *.opus);;All files (*)"
-_EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        _EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="try-validation")
-    return _EXECUTOR
 
 
 def _latest_examples(run_dir: str, channels: int) -> list[tuple[str, np.ndarray, int]]:
@@ -187,7 +179,7 @@ class TryPanel(QWidget):
                 widget.setVisible(i < min(latent, MAX_CONTROLS))
         if model is not None and run_dir:
             self.example_combo.addItem("Reading the run's validation examples\u2026")
-            self._future = _executor().submit(_latest_examples, run_dir, channels)
+            self._future = audio_worker().submit(_latest_examples, run_dir, channels)
             self._future_generation = self._generation
             self._collect.start()
         else:
