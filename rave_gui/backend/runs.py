@@ -120,20 +120,24 @@ class RunController(QObject):
     def start(self, config: dict) -> int:
         """Validate, record and launch now; ``ValueError``/``RaveNotFound`` with a
         sentence, and nothing written, when it cannot."""
-        if config.get("machine_id") is None:  # a run on another machine uses the host's rave
-            rave_cli.find_rave(self.rave)  # before anything is written
+        self._find_local_rave(config)
         exp_id = self.manager.start_training(config)
         self._launch(exp_id)
         return exp_id
 
     def enqueue(self, config: dict) -> int:
         """Validate and record at the end of the queue; it starts when its device is free."""
-        if config.get("machine_id") is None:
-            rave_cli.find_rave(self.rave)
+        self._find_local_rave(config)
         exp_id = self.manager.enqueue_training(config)
         self.run_changed.emit(exp_id, "status")
         self._schedule_timer.start()
         return exp_id
+
+    def _find_local_rave(self, config) -> None:
+        """Before anything is written: a run here needs this computer's ``rave`` (a run on
+        another machine uses the host's; a config that is not a dict is refused by the manager)."""
+        if not isinstance(config, dict) or config.get("machine_id") is None:
+            rave_cli.find_rave(self.rave)
 
     def start_queued(self, experiment_id: int) -> None:
         """Start a queued run now, whatever else runs."""

@@ -836,3 +836,12 @@ def test_a_run_that_goes_nan_is_flagged_and_stopped_then_a_stall_is_flagged(qtbo
     report_step(manager, other, fake2, 3, 60)  # progress clears it
     assert "stalled" not in page.controller.health[other] and not page.health_banner.isVisible()
     assert fake2.stop_calls == 0
+
+
+def test_a_config_that_is_not_a_dict_is_a_sentence(page, manager):
+    for bad in (["name", "x"], None, "config"):
+        with pytest.raises(ValueError, match="must be a dictionary"):
+            page.controller.start(bad)
+        with pytest.raises(ValueError, match="must be a dictionary"):
+            page.controller.enqueue(bad)
+    assert manager.list_experiments() == []
