@@ -5,6 +5,9 @@
 5. rsync and setsid on the host            6. the work folder (created, writable, free space)
 7. GPUs (``nvidia-smi``; none: "no NVIDIA GPU", a warning: CPU runs still work)
 
+A Slurm cluster (``slurm`` settings) runs 4-6 after its modules and setup lines, and
+instead of 7: 8. the Slurm commands and the partition (``sinfo``: nodes, GPUs, state).
+
 A failure of 1-3 stops there (nothing else can be asked). Plain Python; it blocks
 (seconds), so the UI runs it off its thread.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rave_gui.backend import slurm as slurm_cli
 from rave_gui.backend.remote_scripts import probe_script, section
 from rave_gui.backend.ssh import (MIN_FREE_BYTES, SSHError, SSHTarget, classify_ssh_failure,
                                   explain_ssh_failure, last_line, local_rsync_problem, run_local,
@@ -37,7 +41,8 @@ def _gb(n: float) -> str:
 
 
 def test_connection(target: SSHTarget, python: str, work_dir: str,
-                    min_free_bytes: int = MIN_FREE_BYTES, timeout: float = 60.0) -> list[Check]:
+                    min_free_bytes: int = MIN_FREE_BYTES, timeout: float = 60.0,
+                    slurm: dict | None = None) -> list[Check]:
     """Every check, in order (see the module). The unknown-host-key check carries the
     key in ``data["host_key"]`` (an ``ssh.HostKey``) for ``ssh.accept_host_key``."""
     checks: list[Check] = []
@@ -72,19 +77,44 @@ def test_connection(target: SSHTarget, python: str, work_dir: str,
         return checks + [Check("login", ERROR, sentence)]
     checks += [Check("reachable", OK, f"{where} answers."), Check("host key", OK, "The host key is known."),
                Check("login", OK, "The login works (key accepted).")]
+    script = probe_script(python, work_dir)
     try:
-        probe = target.run(probe_script(python, work_dir), timeout=timeout, check=False)
+        probe = target.run(slurm_cli.on_login_node(slurm, script) if slurm else script, timeout=timeout,
+                           check=False)
     except SSHError as exc:
         return checks + [Check("rave", ERROR, str(exc))]
     out = probe.stdout
     checks.append(_rave_check(section(out, "python"), python, where))
     checks.append(_tools_check(section(out, "tools"), where))
     checks.append(_work_check(section(out, "work"), work_dir, where, min_free_bytes))
+    if slurm:
+        checks += _slurm_checks(target, slurm, where, timeout)
+        return checks
     gpus_check = _gpu_check(section(out, "gpus"), where)
     cpus = section(out, "cpus").strip()
     gpus_check.data["cpus"] = int(cpus) if cpus.isdigit() else None
     checks.append(gpus_check)
     return checks
+
+
+def _slurm_checks(target: SSHTarget, settings: dict, where: str, timeout: float) -> list[Check]:
+    """The Slurm commands on the login node, and the partition as ``sinfo`` sees it."""
+    try:
+        out = target.run(slurm_cli.sinfo_script(settings), timeout=timeout, check=False).stdout
+    except SSHError as exc:
+        return [Check("slurm", ERROR, str(exc))]
+    missing = [ln[8:] for ln in section(out, "slurm").splitlines() if ln.startswith("missing=")]
+    if missing:
+        return [Check("slurm", ERROR, f"{where} has no {', '.join(missing)}: it is not a Slurm login node, or "
+                                      "Slurm's commands need a module or setup line (add it to the settings).")]
+    status, sentence, data = slurm_cli.partition_check(section(out, "partition"), settings["partition"])
+    gpus = int(settings.get("gpus") or 0)
+    asked = (f"Each job asks for {gpus} GPU(s), {settings['cpus']} CPUs"
+             + (f", {settings['mem']} of memory" if settings.get("mem") else "")
+             + f" and {settings['time']} (checkpoint {settings['margin']} s before the limit).")
+    return [Check("slurm", OK, "sbatch, squeue, scancel, sinfo and scontrol are there."),
+            Check("partition", {"ok": OK, "warning": WARNING}.get(status, ERROR), sentence, data),
+            Check("gpus", OK, asked, {"gpus": [{"name": "Slurm GPU"}] * gpus, "cpus": settings["cpus"]})]
 
 
 def _rave_check(text: str, python: str, where: str) -> Check:

@@ -1,10 +1,12 @@
-"""The machines a run can train on: "This computer" and SSH hosts.
+"""The machines a run can train on: "This computer", SSH hosts and Slurm clusters.
 
 A machine is a row of ``machines``: a name, the host (an alias from the
 person's ``~/.ssh/config``, or ``host`` with ``user`` and ``port``), optionally an
 ssh config file, the remote Python that has ``rave``, and a remote work folder.
 No password is ever stored (ssh runs with ``BatchMode=yes``: keys and agents only).
-What "Test connection" found (GPUs, CPUs) is kept for the wizard.
+What "Test connection" found (GPUs, CPUs) is kept for the wizard. A Slurm cluster
+is an SSH machine (its login node) with ``slurm`` settings (``backend/slurm.py``):
+its runs are submitted as batch jobs, and its test adds ``sinfo``.
 
 A run on a machine keeps its remote facts in ``remote_runs`` (``remote_run`` /
 ``save_remote_run``). Plain Python; only ``test`` and ``register_remote_dataset``
@@ -19,6 +21,7 @@ from typing import Any
 
 from rave_gui.backend.names import validate_name
 from rave_gui.backend.run_state import LIVE
+from rave_gui.backend.slurm import DEFAULTS, clean_settings
 from rave_gui.backend.ssh import SSHError, SSHTarget, control_dir, parse_host
 from rave_gui.core.timeutil import now
 
@@ -51,11 +54,14 @@ def check_machine_device(db, machine_id: Any, device: str) -> int:
     if match is None:
         raise ValueError(f"Device must be 'auto', 'cpu' or 'gpu:N' (got {device!r}).")
     if match.group(1) is not None:
-        gpus = json.loads(row["gpus"]) if row["gpus"] else None
+        machine = MachineManager._decode(row)
+        gpus = machine["gpus"]
         index = int(match.group(1))
         if gpus is not None and index >= len(gpus):
             found = (f"{row['name']} has {len(gpus)} NVIDIA GPU(s), numbered from 0" if gpus else
                      f"{row['name']} has no NVIDIA GPU (nvidia-smi lists none)")
+            if machine["slurm"]:
+                found = f"each job on {row['name']} asks for {len(gpus)} GPU(s) (its Slurm settings)"
             raise ValueError(f"There is no GPU {index}: {found}. Choose 'auto' or 'cpu', or test the "
                              "connection again on the Machines page.")
     return int(machine_id)
@@ -93,23 +99,30 @@ class MachineManager:
         return clean
 
     def add(self, name: str, host: str, python: str = "python3", work_dir: str = "~/rave-gui",
-            ssh_config: str | None = None, port: int | None = None, user: str | None = None) -> int:
-        """Record an SSH host; ``ValueError`` with a sentence (nothing written) when a
-        field will not do. Nothing is contacted: "Test connection" does that."""
+            ssh_config: str | None = None, port: int | None = None, user: str | None = None,
+            slurm: dict | None = None) -> int:
+        """Record an SSH host (with ``slurm`` settings: a Slurm cluster's login node);
+        ``ValueError`` with a sentence (nothing written) when a field will not do.
+        Nothing is contacted: "Test connection" does that."""
         clean = self._clean(dict(name=name, host=host, python=python, work_dir=work_dir,
                                  ssh_config=ssh_config, port=port, user=user))
+        settings = json.dumps(clean_settings(slurm)) if slurm is not None else None
         if self.db.query_one("SELECT 1 FROM machines WHERE name = ?", (clean["name"],)):
             raise ValueError(f"A machine named \u201c{clean['name']}\u201d exists already. Choose another name.")
         if clean["name"] == THIS_COMPUTER:
             raise ValueError(f"\u201c{THIS_COMPUTER}\u201d is the name of this computer; choose another.")
         cur = self.db.execute(
-            "INSERT INTO machines (name, kind, host, port, user, ssh_config, python, work_dir, created_at)"
-            " VALUES (?, 'ssh', ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO machines (name, kind, host, port, user, ssh_config, python, work_dir, created_at, slurm)"
+            " VALUES (?, 'ssh', ?, ?, ?, ?, ?, ?, ?, ?)",
             (clean["name"], clean["host"], clean["port"], clean["user"], clean["ssh_config"], clean["python"],
-             clean["work_dir"], now()))
+             clean["work_dir"], now(), settings))
         return int(cur.lastrowid)
 
     def update(self, machine_id: int, **fields) -> None:
+        """Change fields (``slurm``: the cluster's settings, merged with the current
+        ones; ``None`` makes it a plain SSH host). Refused while a run there would move."""
+        slurm_given = "slurm" in fields
+        slurm = fields.pop("slurm", None)
         unknown = set(fields) - set(_FIELDS)
         if unknown:
             raise ValueError(f"Unknown machine field(s): {', '.join(sorted(unknown))}.")
@@ -120,13 +133,18 @@ class MachineManager:
         clash = self.db.query_one("SELECT id FROM machines WHERE name = ? AND id != ?", (clean["name"], machine_id))
         if clash or clean["name"] == THIS_COMPUTER:
             raise ValueError(f"A machine named \u201c{clean['name']}\u201d exists already. Choose another name.")
+        settings = current.get("slurm")
+        if slurm_given:
+            settings = clean_settings({**(settings or {}), **slurm}) if slurm is not None else None
         blocker = self._live_runs(machine_id)
-        moved = any(clean[k] != current[k] for k in ("host", "port", "user", "work_dir", "python"))
+        moved = any(clean[k] != current[k] for k in ("host", "port", "user", "work_dir", "python")) or \
+            (settings is None) != (current.get("slurm") is None)
         if blocker and moved:
-            raise ValueError(f"{blocker} Change the host, Python or work folder once it has ended.")
+            raise ValueError(f"{blocker} Change the host, Python, work folder or kind once it has ended.")
         self.db.execute("UPDATE machines SET name = ?, host = ?, port = ?, user = ?, ssh_config = ?, python = ?,"
-                        " work_dir = ? WHERE id = ?",
-                        (*(clean[k] for k in _FIELDS), machine_id))
+                        " work_dir = ?, slurm = ? WHERE id = ?",
+                        (*(clean[k] for k in _FIELDS), json.dumps(settings) if settings is not None else None,
+                         machine_id))
 
     def get(self, machine_id: int) -> dict | None:
         row = self.db.query_one("SELECT * FROM machines WHERE id = ?", (machine_id,))
@@ -142,6 +160,13 @@ class MachineManager:
             machine["gpus"] = json.loads(machine["gpus"]) if machine.get("gpus") else None
         except ValueError:
             machine["gpus"] = None
+        try:
+            machine["slurm"] = {**DEFAULTS, **json.loads(machine["slurm"])} if machine.get("slurm") else None
+        except ValueError:
+            machine["slurm"] = None
+        if machine["slurm"]:  # a job gets what the settings ask for, whatever the login node has
+            machine["gpus"] = [f"GPU {i} of the job" for i in range(int(machine["slurm"]["gpus"] or 0))]
+            machine["cpus"] = int(machine["slurm"]["cpus"])
         return machine
 
     def _live_runs(self, machine_id: int) -> str | None:
@@ -187,7 +212,8 @@ class MachineManager:
         machine = self.get(machine_id)
         if machine is None:
             raise ValueError(f"There is no machine {machine_id}.")
-        checks = test_connection(self.target(machine), machine["python"], machine["work_dir"], **kwargs)
+        checks = test_connection(self.target(machine), machine["python"], machine["work_dir"],
+                                 slurm=machine.get("slurm"), **kwargs)
         self.record_checks(machine_id, checks)
         return checks
 
@@ -245,7 +271,7 @@ def remote_run(db, experiment_id: int) -> dict | None:
 
 
 def save_remote_run(db, experiment_id: int, **fields) -> None:
-    allowed = {"machine_id", "out_dir", "run_dir", "dataset_path", "pid", "pgid", "pid_start", "token"}
+    allowed = {"machine_id", "out_dir", "run_dir", "dataset_path", "pid", "pgid", "pid_start", "token", "job_id"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"unknown remote run field(s) {sorted(unknown)}")
@@ -263,6 +289,13 @@ def save_remote_run(db, experiment_id: int, **fields) -> None:
 
 
 def remote_pid(db, experiment_id: int) -> int | None:
-    """The pid of a run's training on its host (for ``recover_runs``), or None."""
+    """What a run re-attaches to (for ``recover_runs``): the pid of its training on its
+    host, or on a Slurm cluster its job id; None when there is none."""
     run = remote_run(db, experiment_id)
+    if run and run.get("job_id") and str(run["job_id"]).isdigit():
+        return int(run["job_id"])
     return int(run["pid"]) if run and run.get("pid") else None
+
+
+def is_slurm(machine: dict | None) -> bool:
+    return bool(machine and machine.get("slurm"))

@@ -41,6 +41,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from rave_gui.backend import rave_cli, remote_layout, remote_scripts
+from rave_gui.backend import slurm as slurm_cli
 from rave_gui.backend.checkpoints import REMOTE_LISTING
 from rave_gui.backend.datasets import read_metadata
 from rave_gui.backend.events import RunEventsFollower
@@ -617,9 +618,13 @@ class RemoteExportProcess(ExportProcess):
             raise ValueError(str(exc)) from exc
 
     def build_command(self) -> list[str]:
+        settings = self.machine.get("slurm")  # a cluster: its environment; a short job where it says so
+        prefix = slurm_cli.srun_prefix(settings) if settings and settings.get("export") == "job" else None
         script = remote_scripts.export_script(self.machine["python"], self.remote_launcher, self.remote["run_dir"],
                                               self.experiment["name"], self.remote_output, self.fidelity,
-                                              self.streaming)
+                                              self.streaming, prefix=prefix)
+        if settings:
+            script = slurm_cli.on_login_node(settings, script)
         return self.target.ssh_argv(remote_shell(script))
 
     def handle_line(self, line: str) -> None:

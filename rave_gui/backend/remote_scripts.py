@@ -184,13 +184,15 @@ def checkpoints_script(python: str, run_dir: str) -> str:
 
 
 def export_script(python: str, launcher: str, run_dir: str, name: str, output_dir: str,
-                  fidelity: float, streaming: bool) -> str:
-    """``rave export`` on the host (through the launcher, which runs RAVE's own CLI)."""
+                  fidelity: float, streaming: bool, prefix: list[str] | None = None) -> str:
+    """``rave export`` on the host (through the launcher, which runs RAVE's own CLI);
+    ``prefix``: a command that runs it (``srun ...``: as a short Slurm job)."""
     argv = [launcher, "export", "--run", run_dir, "--name", name, "--output", output_dir,
             "--fidelity", str(fidelity), "--streaming" if streaming else "--nostreaming"]
+    runner = f"{sh_join(prefix)} " if prefix else ""
     return "\n".join([
         f"mkdir -p {sh_quote(output_dir)} || exit 3",
-        f"PYTHONUNBUFFERED=1 exec {sh_path(python)} {sh_join(argv)} 2>&1 < /dev/null",
+        f"PYTHONUNBUFFERED=1 exec {runner}{sh_path(python)} {sh_join(argv)} 2>&1 < /dev/null",
     ])
 
 

@@ -94,6 +94,8 @@ class RunController(QObject):
         self._schedule_timer.timeout.connect(self.schedule)
         #: health alerts per run: {experiment id: {kind: sentence}} (``health`` rules)
         self.health: dict[int, dict[str, str]] = {}
+        #: what a live run's process is doing beyond its status ({id: sentence}: a Slurm job's wait)
+        self.notes: dict[int, str] = {}
         self.stall_minutes = STALL_MINUTES
         self._health_timer = QTimer(self)
         self._health_timer.setInterval(30_000)
@@ -165,6 +167,8 @@ class RunController(QObject):
         per device there (``auto`` counts as one device)."""
         wanted = config.get("device", "auto")
         if config.get("machine_id") is not None:
+            if self._on_slurm(config["machine_id"]):
+                return f"m{config['machine_id']}:slurm"  # the cluster schedules: never wait here
             key = f"m{config['machine_id']}:{wanted}"
             return None if key in {run.device for run in self._runs.values()} else key
         gpus = self.manager.gpus
@@ -175,6 +179,10 @@ class RunController(QObject):
             return None if wanted in busy else wanted
         return next((f"gpu:{i}" for i in range(len(gpus)) if f"gpu:{i}" not in busy), None)
 
+    def _on_slurm(self, machine_id) -> bool:
+        from rave_gui.backend.machines import MachineManager, is_slurm
+        return is_slurm(MachineManager(self.manager.db).get(machine_id)) if isinstance(machine_id, int) else False
+
     def _busy_gpus(self) -> set[str]:
         return {run.device for run in self._runs.values() if run.device.startswith("gpu:")}
 
@@ -182,10 +190,12 @@ class RunController(QObject):
         exp = self.manager.get_experiment(experiment_id)
         slot = self._device_for(exp["config"], self._busy_gpus()) or self._fallback_device(exp["config"])
         device = slot.split(":", 1)[1] if slot.startswith("m") else slot
+        if device == "slurm":
+            device = exp["config"].get("device", "auto")
         factory = self.process_factory
         if factory is None:
             from rave_gui.backend.executors import training_process_class
-            factory = training_process_class(exp)
+            factory = training_process_class(exp, self.manager.db)
         try:
             process = factory(self.manager, experiment_id, resume=resume, rave=self.rave,
                               launcher=self.launcher, attach_pid=attach_pid, device=device)
@@ -221,6 +231,7 @@ class RunController(QObject):
         process.finished.connect(lambda ok, message, e=e, p=process: self._on_finished(e, p, ok, message))
         for name, slot in (("started_pid", lambda pid, e=e, p=process: self._on_started(e, p)),
                            ("warning", lambda text, e=e: self.warning.emit(e, text)),
+                           ("status_note", lambda text, e=e, p=process: self._on_note(e, p, text)),
                            ("checkpoint_saved", lambda _path, e=e: self.run_changed.emit(e, "checkpoints"))):
             signal = getattr(process, name, None)
             if signal is not None:
@@ -301,6 +312,18 @@ class RunController(QObject):
             self._retry_status(experiment_id, "running", None)
         self.run_changed.emit(experiment_id, "status")
 
+    def _on_note(self, experiment_id: int, process, text: str) -> None:
+        """What a run's process is doing beyond its status (a Slurm job waiting in the
+        queue, and why); "" clears it."""
+        run = self._runs.get(experiment_id)
+        if run is None or run.process is not process:
+            return
+        if text:
+            self.notes[experiment_id] = text
+        else:
+            self.notes.pop(experiment_id, None)
+        self.run_changed.emit(experiment_id, "status")
+
     def _on_line(self, experiment_id: int, line: str) -> None:
         self.log_line.emit(experiment_id, line)
         alert = memory_alert(line)
@@ -339,6 +362,7 @@ class RunController(QObject):
         if run is None or run.process is not process:
             return
         del self._runs[experiment_id]
+        self.notes.pop(experiment_id, None)
         self.manager.unregister_process(experiment_id, process)
         status = getattr(process, "final_status", None) or ("completed" if ok else "failed")
         error = None if ok or getattr(process, "stop_requested", False) else message
@@ -437,7 +461,7 @@ class RunController(QObject):
         exp = self.manager.get_experiment(experiment_id)
         if exp is None:
             raise ValueError(f"There is no experiment {experiment_id}.")
-        ExportProcess = export_process_class(exp)
+        ExportProcess = export_process_class(exp, self.manager.db)
         if experiment_id in self._runs or exp["status"] in LIVE:
             raise ValueError("Stop the run (or let it finish) before exporting it.")
         if experiment_id in self._exports:

@@ -399,6 +399,14 @@ class TrainingManager:
                          (experiment_id, from_step))
         return self.get_experiment(experiment_id)
 
+    def rewind_history(self, experiment_id: int, from_step: int) -> None:
+        """A live run continues from its checkpoint at ``from_step`` in a new process (a
+        Slurm job after its time limit): the history after it is dropped, as for a resume."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE experiments SET current_step = ? WHERE id = ?", (int(from_step), experiment_id))
+            conn.execute("DELETE FROM metric_points WHERE experiment_id = ? AND step > ?",
+                         (experiment_id, int(from_step)))
+
     # -- after a restart -----------------------------------------------------------
     def recover_runs(self) -> tuple[list[tuple[int, int]], list[int]]:
         """After a start-up: every run marked starting, running or stopping that

@@ -179,7 +179,15 @@ CREATE INDEX exports_experiment ON exports(experiment_id);
 CREATE INDEX exports_path ON exports(path)
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# v7: Slurm clusters. A machine whose ``slurm`` holds settings (JSON: partition, account,
+# GPUs, CPUs, memory, time limit, margin, modules, setup and extra #SBATCH lines) is a
+# cluster reached through its login node; a run there keeps its current job id.
+_V7 = """
+ALTER TABLE machines ADD COLUMN slurm TEXT;
+ALTER TABLE remote_runs ADD COLUMN job_id TEXT
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 DEFAULT_TIMEOUT = 30.0
 # SQLite's primary result codes (the low byte of an extended code)

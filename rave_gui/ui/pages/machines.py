@@ -1,4 +1,9 @@
-"""The Machines page: where runs can train. "This computer" and SSH hosts.
+"""The Machines page: where runs can train. "This computer", SSH hosts and Slurm clusters.
+
+A Slurm cluster is added like an SSH host (its login node) with the settings its
+jobs ask for (partition, account, GPUs, CPUs, memory, time limit, checkpoint
+margin, modules, setup lines, extra ``#SBATCH`` lines, where exports run); its
+"Test connection" adds the Slurm commands and ``sinfo`` of the partition.
 
 Add, edit and remove hosts; "Test connection" runs the checks off the UI thread
 (``ConnectionTest``, a QThread) and shows each as a sentence; an unknown host key
@@ -11,13 +16,14 @@ drive them; errors stay in ``last_error``.
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, QThread, pyqtSignal
-from PyQt6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                             QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QListWidget,
-                             QListWidgetItem, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem,
-                             QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                             QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit,
+                             QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSpinBox,
+                             QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from rave_gui.backend import connection_check
 from rave_gui.backend.machines import THIS_COMPUTER, MachineManager
+from rave_gui.backend.slurm import DEFAULTS as SLURM_DEFAULTS
 from rave_gui.backend.rave_cli import detect_gpus
 from rave_gui.backend.ssh import accept_host_key
 from rave_gui.ui.widgets.messages import error_label, hint_label, set_error
@@ -30,13 +36,13 @@ class ConnectionTest(QThread):
     """Runs ``connection_check.test_connection`` (seconds of ssh) off the UI thread."""
     done = pyqtSignal(object)  # list of Check, or an Exception
 
-    def __init__(self, target, python: str, work_dir: str, parent=None):
+    def __init__(self, target, python: str, work_dir: str, parent=None, slurm: dict | None = None):
         super().__init__(parent)
-        self.target, self.python, self.work_dir = target, python, work_dir
+        self.target, self.python, self.work_dir, self.slurm = target, python, work_dir, slurm
 
     def run(self) -> None:
         try:
-            result = connection_check.test_connection(self.target, self.python, self.work_dir)
+            result = connection_check.test_connection(self.target, self.python, self.work_dir, slurm=self.slurm)
         except Exception as exc:  # noqa: BLE001 - reported as a sentence
             result = exc
         self.done.emit(result)
@@ -57,15 +63,79 @@ class RemoteDatasetRegistration(QThread):
         self.done.emit(result)
 
 
+class SlurmFields(QGroupBox):
+    """The settings a Slurm cluster's jobs ask for (``backend/slurm.py``)."""
+
+    def __init__(self, settings: dict | None, parent=None):
+        super().__init__("Slurm cluster: submit jobs from this login node", parent)
+        self.setCheckable(True)
+        self.setChecked(settings is not None)
+        s = {**SLURM_DEFAULTS, **(settings or {})}
+        self.partition_edit = QLineEdit(s["partition"])
+        self.partition_edit.setPlaceholderText("e.g. gpu (sinfo -s lists them)")
+        self.account_edit = QLineEdit(s["account"])
+        self.account_edit.setPlaceholderText("optional: the account jobs are charged to")
+        self.gpus_spin = QSpinBox()
+        self.gpus_spin.setRange(0, 16)
+        self.gpus_spin.setValue(int(s["gpus"]))
+        self.cpus_spin = QSpinBox()
+        self.cpus_spin.setRange(1, 256)
+        self.cpus_spin.setValue(int(s["cpus"]))
+        self.mem_edit = QLineEdit(s["mem"])
+        self.mem_edit.setPlaceholderText("e.g. 32G (empty: the partition's default)")
+        self.time_edit = QLineEdit(s["time"])
+        self.time_edit.setPlaceholderText("e.g. 24:00:00 or 2-00:00:00")
+        self.margin_spin = QSpinBox()
+        self.margin_spin.setRange(30, 86_400)
+        self.margin_spin.setSuffix(" s")
+        self.margin_spin.setValue(int(s["margin"]))
+        self.modules_edit = QLineEdit(" ".join(s["modules"]))
+        self.modules_edit.setPlaceholderText("optional: e.g. cuda/12.1 python/3.11")
+        self.setup_edit = QPlainTextEdit(s["setup"])
+        self.setup_edit.setPlaceholderText("optional shell lines, e.g. source ~/venvs/rave/bin/activate")
+        self.setup_edit.setFixedHeight(54)
+        self.extra_edit = QPlainTextEdit(s["extra"])
+        self.extra_edit.setPlaceholderText("optional, e.g. #SBATCH --qos=long")
+        self.extra_edit.setFixedHeight(54)
+        self.export_combo = QComboBox()
+        self.export_combo.addItem("on the login node", "login")
+        self.export_combo.addItem("as a short job (srun)", "job")
+        self.export_combo.setCurrentIndex(max(0, self.export_combo.findData(s["export"])))
+        form = QFormLayout(self)
+        form.addRow("Partition:", self.partition_edit)
+        form.addRow("Account:", self.account_edit)
+        form.addRow("GPUs per job:", self.gpus_spin)
+        form.addRow("CPUs per job:", self.cpus_spin)
+        form.addRow("Memory per job:", self.mem_edit)
+        form.addRow("Time limit:", self.time_edit)
+        form.addRow("Checkpoint margin:", self.margin_spin)
+        form.addRow("", hint_label("Slurm warns the job this long before its time limit: the training saves a "
+                                   "checkpoint and the app submits the next job, until max steps."))
+        form.addRow("Modules:", self.modules_edit)
+        form.addRow("Setup lines:", self.setup_edit)
+        form.addRow("Extra #SBATCH lines:", self.extra_edit)
+        form.addRow("Export:", self.export_combo)
+
+    def settings(self) -> dict | None:
+        if not self.isChecked():
+            return None
+        return dict(partition=self.partition_edit.text(), account=self.account_edit.text(),
+                    gpus=self.gpus_spin.value(), cpus=self.cpus_spin.value(), mem=self.mem_edit.text(),
+                    time=self.time_edit.text(), margin=self.margin_spin.value(),
+                    modules=self.modules_edit.text(), setup=self.setup_edit.toPlainText(),
+                    extra=self.extra_edit.toPlainText(), export=self.export_combo.currentData())
+
+
 class MachineDialog(QDialog):
-    """Add or edit an SSH host. ``saved(id)`` once the record is written."""
+    """Add or edit an SSH host or a Slurm cluster. ``saved(id)`` once the record is written."""
     saved = pyqtSignal(int)
 
-    def __init__(self, machines: MachineManager, machine: dict | None = None, parent=None):
+    def __init__(self, machines: MachineManager, machine: dict | None = None, parent=None, slurm: bool = False):
         super().__init__(parent)
         self.machines = machines
         self.machine = machine
-        self.setWindowTitle("Edit machine" if machine else "Add an SSH host")
+        slurm = bool(machine.get("slurm")) if machine else slurm
+        self.setWindowTitle("Edit machine" if machine else ("Add a Slurm cluster" if slurm else "Add an SSH host"))
         self.name_edit = QLineEdit(machine["name"] if machine else "")
         self.name_edit.setPlaceholderText("e.g. lab GPU server")
         host = ""
@@ -94,12 +164,15 @@ class MachineDialog(QDialog):
         form.addRow("Remote Python:", self.python_edit)
         form.addRow("", hint_label("The Python (or venv's bin/python) on the host that has acids-rave."))
         form.addRow("Remote work folder:", self.work_edit)
-        form.addRow("", hint_label("Datasets, runs and the app's launcher go there."))
+        form.addRow("", hint_label("Datasets, runs and the app's launcher go there (on a cluster: a shared "
+                                   "folder the compute nodes see)."))
+        self.slurm_box = SlurmFields((machine or {}).get("slurm") or ({} if slurm else None))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.slurm_box)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
         self.resize(560, 0)
@@ -112,7 +185,7 @@ class MachineDialog(QDialog):
     def fields(self) -> dict:
         return dict(name=self.name_edit.text(), host=self.host_edit.text(),
                     ssh_config=self.config_edit.text().strip() or None, python=self.python_edit.text(),
-                    work_dir=self.work_edit.text())
+                    work_dir=self.work_edit.text(), slurm=self.slurm_box.settings())
 
     def save(self) -> bool:
         """Write the record (``False`` and a sentence under the form when a field will not do)."""
@@ -154,6 +227,8 @@ class MachinesPage(QWidget):
 
     def _build(self) -> None:
         self.add_button = QPushButton("Add SSH host\u2026")
+        self.add_slurm_button = QPushButton("Add Slurm cluster\u2026")
+        self.add_slurm_button.clicked.connect(self.open_add_slurm_dialog)
         self.edit_button = QPushButton("Edit\u2026")
         self.remove_button = QPushButton("Remove\u2026")
         self.test_button = QPushButton("Test connection")
@@ -164,7 +239,7 @@ class MachinesPage(QWidget):
         self.test_button.clicked.connect(self.test_selected)
         self.dataset_button.clicked.connect(self._ask_dataset_path)
         toolbar = QHBoxLayout()
-        for button in (self.add_button, self.edit_button, self.remove_button, self.test_button,
+        for button in (self.add_button, self.add_slurm_button, self.edit_button, self.remove_button, self.test_button,
                        self.dataset_button):
             toolbar.addWidget(button)
         toolbar.addStretch()
@@ -209,6 +284,11 @@ class MachinesPage(QWidget):
                     (f":{machine['port']}" if machine.get("port") else "")
                 gpus = machine.get("gpus")
                 shown = "not tested yet" if gpus is None else (", ".join(gpus) if gpus else "none")
+                if machine.get("slurm"):
+                    settings = machine["slurm"]
+                    host = f"Slurm via {host}"
+                    shown = (f"partition {settings['partition']}: {settings['gpus']} GPU(s), {settings['cpus']} "
+                             f"CPUs, {settings['time']} per job")
                 values = (machine["name"], host, machine["python"], machine["work_dir"], shown)
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
@@ -243,12 +323,15 @@ class MachinesPage(QWidget):
     def open_add_dialog(self) -> MachineDialog:
         return self._open_dialog(None)
 
+    def open_add_slurm_dialog(self) -> MachineDialog:
+        return self._open_dialog(None, slurm=True)
+
     def open_edit_dialog(self) -> MachineDialog | None:
         machine_id = self.selected_machine_id()
         return self._open_dialog(self.machines.get(machine_id)) if machine_id is not None else None
 
-    def _open_dialog(self, machine: dict | None) -> MachineDialog:
-        self.dialog = MachineDialog(self.machines, machine, self)
+    def _open_dialog(self, machine: dict | None, slurm: bool = False) -> MachineDialog:
+        self.dialog = MachineDialog(self.machines, machine, self, slurm=slurm)
         self.dialog.saved.connect(self._saved)
         self.dialog.open()
         return self.dialog
@@ -297,7 +380,8 @@ class MachinesPage(QWidget):
         machine = self.machines.get(machine_id)
         self.checks_list.clear()
         self.status_label.setText(f"Testing the connection to {machine['name']}\u2026")
-        self.test = ConnectionTest(self.machines.target(machine), machine["python"], machine["work_dir"], self)
+        self.test = ConnectionTest(self.machines.target(machine), machine["python"], machine["work_dir"], self,
+                                   slurm=machine.get("slurm"))
         self.test.done.connect(lambda result, m=machine_id: self._tested(m, result))
         self.test.finished.connect(self._update_buttons)
         self.test.start()
