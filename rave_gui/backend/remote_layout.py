@@ -104,17 +104,24 @@ def display_command(machine: dict, cfg: dict, dataset: dict) -> str:
     """The command a run on ``machine`` runs there, as the confirmation page shows it
     (``cd`` to the run's folder, then ``rave train ...``), with placeholders for what
     the launch decides (the run's folder, the dataset copy's fingerprint)."""
+    rave = str(PurePosixPath(machine["python"]).parent / "rave") if "/" in machine["python"] else "rave"
+    out, argv = display_argv(machine, cfg, dataset, rave, "")
+    argv = [argv[0], *argv[2:]]  # the launcher runs RAVE's own entry point: show `rave train ...`
+    return f"cd {_shown(out)} && " + " ".join(_shown(w) for w in argv)
+
+
+def display_argv(machine: dict, cfg: dict, dataset: dict, python: str, launcher: str) -> tuple[str, list[str]]:
+    """(the run's folder, the argv) of a run on ``machine`` as shown before it starts,
+    with placeholders for what the launch decides (the folder, the dataset copy's
+    fingerprint)."""
     work = machine["work_dir"].rstrip("/") or "/"
     if dataset.get("machine_id") == machine["id"]:
         data_path = dataset["path"]
     else:
         data_path = f"{work}/datasets/{safe_name(dataset.get('name') or 'dataset')}-<fingerprint>"
     out = f"{work}/runs/<experiment folder>"
-    rave = str(PurePosixPath(machine["python"]).parent / "rave") if "/" in machine["python"] else "rave"
-    argv = train_argv(rave, "", cfg, data_path, int(dataset.get("channels") or 1), out,
-                      machine.get("gpus"), machine.get("cpus"))
-    argv = [argv[0], *argv[2:]]  # the launcher runs RAVE's own entry point: show `rave train ...`
-    return f"cd {_shown(out)} && " + " ".join(_shown(w) for w in argv)
+    return out, train_argv(python, launcher, cfg, data_path, int(dataset.get("channels") or 1), out,
+                           machine.get("gpus"), machine.get("cpus"))
 
 
 def ssh_line(machine: dict) -> str:

@@ -200,6 +200,19 @@ def batch_script(settings: dict, job_name: str, token: str, argv: list[str], env
     ])
 
 
+def preview(machine: dict, cfg: dict, dataset: dict) -> str:
+    """The batch script a run on the cluster ``machine`` will submit, as the wizard
+    shows it (placeholders for what the launch decides), and how it is submitted."""
+    from rave_gui.backend import remote_layout
+    work = machine["work_dir"].rstrip("/") or "/"
+    launcher = f"{work}/{remote_layout.LAUNCHER_DIR}/rave_launcher-<version>.py"
+    out, argv = remote_layout.display_argv(machine, cfg, dataset, machine["python"], launcher)
+    env = {"RAVE_GUI_TOKEN": "<token>", "RAVE_GUI_LOG_EVERY": str(int(cfg.get("log_every") or 50)),
+           "PYTHONUNBUFFERED": "1"}
+    script = batch_script(machine["slurm"], cfg.get("name") or "rave", "<token>", argv, env)
+    return f"# submitted with: cd {out} && sbatch --parsable rave-gui.sbatch\n{script}"
+
+
 # -- commands on the login node ---------------------------------------------------------------
 def submit_script(settings: dict, out_dir: str, script_name: str) -> str:
     """``sbatch --parsable`` of a script in the run's folder; prints the job id."""

@@ -160,7 +160,7 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         self._status_next = 0.0
         save_remote_run(self.manager.db, self.experiment_id, job_id=job_id, token=self.token, pid=None,
                         pgid=None, pid_start=None)
-        detail = f"job {job_id}" + (f" (after job {previous}: {why})" if previous else "")
+        detail = f"job {job_id}" + (f" ({why})" if previous else "")
         self._guard("recording the submission", self.manager.record_event, self.experiment_id,
                     "resubmitted" if previous else "submitted", self.step, detail)
         self.output.emit(f"[rave-gui] submitted Slurm job {job_id} to partition {self.settings['partition']}"
@@ -250,11 +250,10 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
     def _job_ended(self, code: int | None) -> int | None:
         """The current job ended: resubmit (time limit) or end the run."""
         state = self.job
-        self._time_limited = (Path(self.out_dir) / f"timelimit-{self.job_id}").exists() or \
-            bool(state and state.state in slurm.RESUBMIT_AFTER)
+        warned = (Path(self.out_dir) / f"timelimit-{self.job_id}").exists()
+        self._time_limited = warned or bool(state and state.state in slurm.RESUBMIT_AFTER)
         if self._time_limited and not self.stop_requested and self.step < self.total_steps:
-            why = "its time limit" if (state is None or state.state in ("TIMEOUT", "COMPLETED")) else \
-                f"it ended {state.state}"
+            why = "reached its time limit" if warned or state.state == "TIMEOUT" else f"ended {state.state}"
             if self._resubmit(why):
                 return None
         if code is None:
@@ -275,7 +274,7 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         from_step = checkpoint.get("step") if checkpoint else None
         if from_step is None or int(from_step) <= self._start_step:
             self._slurm_end = ("failed", (
-                f"Job {self.job_id} reached {why} without saving a checkpoint after step {self._start_step:,}, so a "
+                f"Job {self.job_id} {why} without saving a checkpoint after step {self._start_step:,}, so a "
                 f"new job would start over. Raise the time limit ({self.settings.get('time')}) or the checkpoint "
                 f"margin ({self.settings.get('margin')} s) on the Machines page, then resume the run."))
             return False
@@ -295,7 +294,7 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         self.fit_ended = False
         try:
             self._ensure_launch_inputs()
-            self._submit(first=False, why=f"job {self.job_id} reached {why}; continuing from step {from_step:,}")
+            self._submit(first=False, why=f"job {self.job_id} {why}; continuing from step {from_step:,}")
         except (RemoteError, SSHError, OSError) as exc:
             self._slurm_end = ("failed", f"The run could not continue in a new job: {exc}")
             return False

@@ -57,6 +57,8 @@ class ExperimentsTableModel(QAbstractTableModel):
         self.manager = manager
         #: health alerts per run ({id: {kind: sentence}}), shared with the RunController
         self.alerts: dict[int, dict[str, str]] = {}
+        #: what a live run's process is doing ({id: sentence}: a Slurm job's wait), shared with the RunController
+        self.notes: dict[int, str] = {}
         self._ids: list[int] = []          # every experiment, in the table's order
         self._index_of: dict[int, int] | None = {}  # id -> its place in _ids (see _index)
         self._shown = 0                    # rows 0.._shown-1 are in the model (fetchMore)
@@ -149,6 +151,8 @@ class ExperimentsTableModel(QAbstractTableModel):
         flags = self.alerts.get(exp_id)
         if role == _TOOLTIP:  # the whole story; the cells stay short
             lines = [*(flags or {}).values(), *([exp["error"]] if exp.get("error") else [])]
+            if self.notes.get(exp_id) and exp["status"] in ("starting", "running"):
+                lines.insert(0, self.notes[exp_id])
             if exp["status"] == "stopping":
                 lines.insert(0, describe(exp["status"], exp.get("current_step")))
             return "\n".join(lines) or None
@@ -156,6 +160,8 @@ class ExperimentsTableModel(QAbstractTableModel):
         if col == COL_STATUS:
             status = f"queued #{self._queue_rank(exp_id)}" if exp["status"] == "queued" else (
                 "stopping…" if exp["status"] == "stopping" else exp["status"])
+            if exp["status"] in ("starting", "running") and self.notes.get(exp_id, "").startswith("pending"):
+                status = "pending (Slurm)"  # the tooltip says why
             return f"⚠ {status}" if flags else status
         if col == COL_ACTIONS:
             return self.action_for(exp)
@@ -268,7 +274,7 @@ class ExperimentsTableModel(QAbstractTableModel):
         if exp is None:
             return None
         return (_texts(exp), exp["status"], exp.get("error"), self.action_for(exp),
-                tuple(sorted((self.alerts.get(exp_id) or {}).items())))
+                tuple(sorted((self.alerts.get(exp_id) or {}).items())), self.notes.get(exp_id))
 
 
 def _texts(exp: dict) -> tuple[str, str, str]:

@@ -11,7 +11,7 @@ from PyQt6.QtWidgets import (
     QVBoxLayout, QWidget, QWizardPage,
 )
 
-from rave_gui.backend import remote_layout
+from rave_gui.backend import remote_layout, slurm
 from rave_gui.backend.rave_catalogue import learning_rate_summary
 from rave_gui.backend.rave_cli import RaveNotFound, display_command, find_rave, train_command
 from rave_gui.backend.training import TrainingManager
@@ -42,7 +42,7 @@ class ConfirmationPage(QWizardPage):
         self.command_edit.setMaximumHeight(84)
         self.command_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.copy_button = QPushButton("Copy")
-        self.copy_button.setToolTip("Copy the command to the clipboard")
+        self.copy_button.setToolTip("Copy the command (or a cluster's batch script) to the clipboard")
         self.copy_button.clicked.connect(self.copy_command)
         self.command_note = hint_label()
         self.error_label = error_label()
@@ -106,7 +106,20 @@ class ConfirmationPage(QWizardPage):
         manager = self._manager()
         machine = wizard.parameters_page.machine()
         gpus = wizard.parameters_page.machine_gpus()
-        if machine is not None:  # RAVE runs there: the command the host runs, the ssh line to reach it
+        self.command_edit.setMaximumHeight(84)
+        if machine is not None and machine.get("slurm"):  # the batch script it submits, and how it goes on
+            rave_missing = ""
+            settings = machine["slurm"]
+            self.command_edit.setMaximumHeight(260)
+            self.command_edit.setPlainText(slurm.preview(machine, cfg, dataset))
+            self.command_note.setText(
+                f"It is submitted to Slurm on {machine['name']} (reach its login node with: "
+                f"{remote_layout.ssh_line(machine)}), partition {settings['partition']}, in a new folder under "
+                f"{machine['work_dir']}/runs. {settings['margin']} s before each job's time limit "
+                f"({settings['time']}) the training saves a checkpoint and the app submits the next job with "
+                "--ckpt, until max steps: one run, one history. The dataset is copied once to "
+                f"{machine['work_dir']}/datasets with rsync unless it lives there already.")
+        elif machine is not None:  # RAVE runs there: the command the host runs, the ssh line to reach it
             rave_missing = ""
             self.command_edit.setPlainText(remote_layout.display_command(machine, cfg, dataset))
             self.command_note.setText(

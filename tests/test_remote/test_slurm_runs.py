@@ -1,0 +1,147 @@
+"""Runs on a Slurm cluster through the RunController: a real single-node Slurm
+(``scripts/slurm_for_tests.py``) reached through its "login node", the loopback
+sshd, with the fast stand-in for the launcher (``fake_rave.py``) in the jobs. The
+end-to-end tests with the real ``rave`` are in ``tests/test_e2e/test_slurm_e2e.py``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from slurm_fixture import loopback_slurm  # noqa: F401 (fixture)
+
+from rave_gui.backend.machines import remote_run
+from rave_gui.backend.runs import RunController
+from rave_gui.backend.slurm_process import SCRIPT_NAME, SlurmTrainingProcess
+from run_recorder import Recorder  # tests/ helper
+
+pytestmark = [pytest.mark.ssh, pytest.mark.slurm]
+
+
+def make_cluster(env, cluster, **settings) -> int:
+    """The loopback sshd as the cluster's login node."""
+    values = dict(partition=cluster.partition, gpus=0, cpus=1, time="10", margin=60, setup=cluster.shell_setup())
+    values.update(settings)
+    env.machines.update(env.machine_id, slurm=values)
+    return env.machine_id
+
+
+def start(env, **config):
+    controller = RunController(env.manager)
+    exp_id = env.manager.start_training(env.config(**config))
+    rec = Recorder(controller, exp_id)
+    notes = []
+    controller.run_changed.connect(lambda e, what: notes.append(controller.notes.get(e)) if e == exp_id else None)
+    controller._launch(exp_id)
+    return controller, exp_id, rec, notes
+
+
+def finish(qtbot, controller, rec, timeout=180_000):
+    qtbot.waitUntil(lambda: rec.result is not None, timeout=timeout)
+    qtbot.waitUntil(lambda: not any(p.isRunning() for p in controller._ending), timeout=10_000)
+
+
+def test_a_job_is_submitted_followed_and_completes(remote_env, loopback_slurm, set_pace, qtbot):
+    make_cluster(remote_env, loopback_slurm)
+    set_pace(0.02)
+    controller, exp_id, rec, notes = start(remote_env, name="slurm run 'one'", max_steps=40)
+    process = controller.live_run(exp_id).process
+    assert isinstance(process, SlurmTrainingProcess)
+    finish(qtbot, controller, rec)
+    assert rec.result == ("completed", None), "\n".join(rec.lines[-20:])
+    record = remote_run(remote_env.db, exp_id)
+    assert record["job_id"] and record["job_id"].isdigit()
+    # Slurm ran it: scontrol knows the job as COMPLETED, and its exit code file is in the run's folder
+    shown = loopback_slurm.run("scontrol", "show", "job", "-o", record["job_id"]).stdout
+    assert "JobState=COMPLETED" in shown
+    assert (Path(record["out_dir"]) / f"exitcode-{record['job_id']}").read_text().strip() == "0"
+    # the history is the host's, the events name the job, the batch script is kept here
+    history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
+    assert sorted(history["loss"]) == [4, 9, 14, 19, 24, 29, 34, 39]
+    assert sorted(history["val_loss"]) == [9, 19, 29, 39]
+    events = remote_env.manager.get_events(exp_id)
+    assert any(e["kind"] == "submitted" and e["detail"] == f"job {record['job_id']}" for e in events)
+    exp = remote_env.manager.get_experiment(exp_id)
+    script = (Path(exp["out_dir"]) / SCRIPT_NAME).read_text()
+    assert f"#SBATCH --partition={loopback_slurm.partition}" in script
+    assert any(n and "running on" in n and record["job_id"] in n for n in notes)
+    assert controller.notes.get(exp_id) is None  # the note goes with the run
+
+
+def test_a_partition_that_does_not_exist_is_refused_with_slurms_reason(remote_env, loopback_slurm, qtbot):
+    make_cluster(remote_env, loopback_slurm, partition="nowhere")
+    controller, exp_id, rec, _ = start(remote_env)
+    finish(qtbot, controller, rec, timeout=60_000)
+    status, error = rec.result
+    assert status == "failed"
+    assert error.startswith("Slurm refused the job") and "partition" in error.lower(), error
+    assert remote_run(remote_env.db, exp_id).get("job_id") is None
+
+
+def test_a_waiting_job_says_why_and_stop_cancels_it(remote_env, loopback_slurm, qtbot):
+    make_cluster(remote_env, loopback_slurm, extra="#SBATCH --begin=now+1hour")
+    controller, exp_id, rec, notes = start(remote_env)
+    qtbot.waitUntil(lambda: (controller.notes.get(exp_id) or "").startswith("pending"), timeout=60_000)
+    assert "BeginTime" in controller.notes[exp_id]
+    assert remote_env.manager.get_experiment(exp_id)["status"] == "starting"
+    job = remote_run(remote_env.db, exp_id)["job_id"]
+    controller.stop(exp_id)
+    finish(qtbot, controller, rec, timeout=60_000)
+    assert rec.result[0] == "stopped"
+    assert "CANCELLED" in loopback_slurm.run("scontrol", "show", "job", "-o", job).stdout
+
+
+def test_stop_while_running_keeps_the_progress(remote_env, loopback_slurm, set_pace, qtbot):
+    make_cluster(remote_env, loopback_slurm)
+    set_pace(0.2)
+    controller, exp_id, rec, _ = start(remote_env, max_steps=2000)
+    qtbot.waitUntil(lambda: bool(rec.steps) and rec.steps[-1] >= 12, timeout=120_000)
+    assert remote_env.manager.get_experiment(exp_id)["status"] == "running"
+    controller.stop(exp_id)
+    finish(qtbot, controller, rec)
+    assert rec.result[0] == "stopped"
+    exp = remote_env.manager.get_experiment(exp_id)
+    checkpoints = remote_env.manager.paths(exp).checkpoints()
+    stop = [c for c in checkpoints if c["file"].startswith("stopped-step=")]
+    assert stop and stop[0]["step"] >= 12  # the batch shell forwarded INT: the stop checkpoint
+    job = remote_run(remote_env.db, exp_id)["job_id"]
+    assert "JobState=COMPLETED" in loopback_slurm.run("scontrol", "show", "job", "-o", job).stdout
+
+
+def test_a_job_that_fails_says_why_from_its_log(remote_env, loopback_slurm, qtbot, tmp_path):
+    make_cluster(remote_env, loopback_slurm)
+    remote_env.machines.update(remote_env.machine_id, python=str(tmp_path / "no such python"))
+    controller, exp_id, rec, _ = start(remote_env)
+    finish(qtbot, controller, rec)
+    status, error = rec.result
+    assert status == "failed", rec.lines[-10:]
+    assert "no such python" in error and "was not found" in error, error  # exit code 127 from the job's log
+
+
+def test_the_time_limit_saves_a_checkpoint_and_the_run_goes_on_in_new_jobs(remote_env, loopback_slurm, set_pace,
+                                                                          qtbot):
+    """A one-minute limit with a 30 s margin: Slurm warns each job (USR1), the batch shell
+    stops the training (its stop checkpoint) and the app resubmits with --ckpt until
+    max_steps: one run, one history, two or more jobs."""
+    make_cluster(remote_env, loopback_slurm, time="1", margin=30)
+    set_pace(0.25)
+    controller, exp_id, rec, _ = start(remote_env, max_steps=200, val_every=50)
+    finish(qtbot, controller, rec, timeout=400_000)
+    assert rec.result == ("completed", None), "\n".join(rec.lines[-30:])
+    events = remote_env.manager.get_events(exp_id)
+    jobs = [e for e in events if e["kind"] in ("submitted", "resubmitted")]
+    assert len(jobs) >= 2, events
+    assert jobs[0]["kind"] == "submitted" and all(e["kind"] == "resubmitted" for e in jobs[1:])
+    assert all("time limit" in e["detail"] for e in jobs[1:]), jobs
+    record = remote_run(remote_env.db, exp_id)
+    first = jobs[0]["detail"].split()[1]
+    assert (Path(record["out_dir"]) / f"timelimit-{first}").exists()   # the batch shell got USR1
+    exp = remote_env.manager.get_experiment(exp_id)
+    stops = [c for c in remote_env.manager.paths(exp).checkpoints() if c["file"].startswith("stopped-step=")]
+    assert len(stops) >= len(jobs) - 1
+    # each new job started from the step where the one before saved its stop checkpoint
+    resumed_from = sorted(int(e["detail"].rsplit("step ", 1)[1].rstrip(")").replace(",", "")) for e in jobs[1:])
+    assert resumed_from == sorted(c["step"] for c in stops)[:len(resumed_from)]
+    # one history across the jobs: every logged step once, up to max_steps
+    history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
+    assert sorted(history["loss"]) == list(range(4, 200, 5))
+    assert exp["current_step"] == 200 and rec.steps[-1] == 200
