@@ -2,8 +2,8 @@
 
 Run through scripts/screenshots.sh (it starts Xvfb). Makes a tiny dataset
 with the real `rave preprocess`, starts a real `rave train` run from the
-page, waits for real loss points, and saves docs/screenshot-training.png
-and docs/screenshot-wizard.png.
+page, waits for real loss points, and saves docs/screenshot-training.png,
+docs/screenshot-wizard.png (the review page) and docs/screenshot-wizard-parameters.png.
 """
 from __future__ import annotations
 
@@ -56,10 +56,12 @@ def main() -> int:
     wizard.parameters_page.batch_size.setValue(2)
     wizard.parameters_page.val_every.setValue(10)
     wizard.parameters_page.set_device("cpu")
-    wizard.next()
-    wait(app, lambda: False, 1)
     out = ROOT / "docs"
     out.mkdir(exist_ok=True)
+    wait(app, lambda: False, 1)
+    wizard.grab().save(str(out / "screenshot-wizard-parameters.png"))
+    wizard.next()
+    wait(app, lambda: False, 1)
     wizard.grab().save(str(out / "screenshot-wizard.png"))
     wizard.reject()
     cfg = dict(wizard.get_config(), log_every=5)
@@ -72,7 +74,8 @@ def main() -> int:
     finally:
         page.stop_all()  # the run has its own process group: never leave it behind
         db.close()
-    print("saved", out / "screenshot-training.png", out / "screenshot-wizard.png")
+    print("saved", *(out / name for name in ("screenshot-training.png", "screenshot-wizard.png",
+                                             "screenshot-wizard-parameters.png")))
     return 0
 
 

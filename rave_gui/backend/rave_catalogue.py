@@ -1,7 +1,7 @@
 """What the app knows about RAVE (acids-rave 2.3.1) beyond its command line:
 what each config and modifier is for, which configs to offer, the numbers
 ``rave train`` uses that no flag shows (n_signal, the train/validation split,
-the optimisers' learning rates).
+the optimisers' learning rates, the minimum GPU memory each config needs).
 
 Plain Python, no Qt. The lists of configs and modifiers themselves, and the
 broken configs, stay in ``rave_cli`` (they shape the command line).
@@ -46,6 +46,13 @@ N_SIGNAL = 131_072
 # `rave train` keeps this percentage of the examples for training
 # (rave.dataset.split_dataset(dataset, 98): at least one), the rest for validation.
 TRAIN_PERCENT = 98
+# RAVE's README: the least GPU memory (GB, as GPU makers label their boards) each config
+# trains with. Phase 2 (adversarial) needs more than phase 1. The other configs
+# (v2_nopqmf, discrete_v3, ...) are not in RAVE's table: nothing is said about them.
+MIN_GPU_MEMORY_GB = {"v1": 8, "v2": 16, "v2_small": 8, "v3": 32, "discrete": 18, "onnx": 6, "raspberry": 5}
+# What to suggest when a GPU is too small for the chosen config, most demanding first:
+# general-purpose configs (discrete is for a prior, onnx for an ONNX export).
+SMALLER_CONFIGS = ("v2", "v2_small", "raspberry")
 # Measured: v2_small at batch 2 on a 2-core CPU runs about one step a second.
 CPU_STEPS_PER_SECOND = 1.0
 
@@ -72,6 +79,23 @@ def config_help(name: str) -> str:
 def modifier_help(name: str) -> str:
     """One sentence on what a modifier does ('' for an unknown one)."""
     return MODIFIER_HELP.get(name, "")
+
+
+def min_gpu_memory_gb(base_config: str) -> int | None:
+    """The GPU memory (GB) RAVE's README asks for ``base_config``; None when its table
+    does not list it."""
+    return MIN_GPU_MEMORY_GB.get(base_config)
+
+
+def smaller_config(gb: float, base_config: str) -> str | None:
+    """The config to suggest instead of ``base_config`` on a GPU of ``gb`` GB: the most
+    demanding of ``SMALLER_CONFIGS`` that fits and needs less; None when none does."""
+    need = MIN_GPU_MEMORY_GB.get(base_config)
+    for name in SMALLER_CONFIGS:
+        least = MIN_GPU_MEMORY_GB[name]
+        if name != base_config and least <= gb and (need is None or least < need):
+            return name
+    return None
 
 
 def training_examples(num_samples: int, n_signal: int = N_SIGNAL) -> tuple[int, int]:

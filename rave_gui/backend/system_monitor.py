@@ -3,7 +3,9 @@ per NVIDIA GPU its utilisation, memory and temperature (NVIDIA's management
 library through ``nvidia-ml-py``), plus the GPU memory each run's process uses.
 
 Plain Python: ``sample()`` is called from a worker thread (``SystemMonitor`` in
-the UI runs it every 2 s); ``format_summary`` makes the status-bar line.
+the UI runs it every 2 s); ``format_summary`` makes the status-bar line and
+``describe_run_gpu_memory`` a run's line. ``gpu_memory_totals`` reads each GPU's
+total memory once (the wizard's minimum-memory warning).
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ class Sample:
     disk_free: int | None
     gpus: list[GPUSample]
     gpu_note: str = ""               # why there is no GPU figure
+    #: per run asked for (``sample(runs=...)``): experiment id -> {GPU index: bytes its processes use}
+    runs: dict[int, dict[int, int]] = field(default_factory=dict)
 
 
 class NVML:
@@ -51,6 +55,12 @@ class NVML:
                 f"{NO_GPU} ({exc})")
             return
         self._nvml, self.available = module, True
+
+    def memory_totals(self) -> list[int]:
+        """Each GPU's total memory (bytes), in NVML's order (nvidia-smi's)."""
+        nv = self._nvml
+        return [int(nv.nvmlDeviceGetMemoryInfo(nv.nvmlDeviceGetHandleByIndex(index)).total)
+                for index in range(nv.nvmlDeviceGetCount())]
 
     def gpus(self) -> list[GPUSample]:
         nv = self._nvml
@@ -79,7 +89,9 @@ class NVML:
         return found
 
 
-def sample(data_dir: str | Path | None, nvml: NVML | None) -> Sample:
+def sample(data_dir: str | Path | None, nvml: NVML | None, runs: dict[int, list[int]] | None = None) -> Sample:
+    """One reading of the machine; ``runs`` (experiment id -> the pids of its process on this
+    computer) adds the GPU memory each run uses, when there is a GPU to read."""
     memory = psutil.virtual_memory()
     try:
         disk = shutil.disk_usage(data_dir).free if data_dir else None
@@ -93,18 +105,64 @@ def sample(data_dir: str | Path | None, nvml: NVML | None) -> Sample:
             note = f"The GPU could not be read ({exc})."
     else:
         note = nvml.reason if nvml is not None else NO_GPU
-    return Sample(psutil.cpu_percent(interval=None), int(memory.used), int(memory.total), disk, gpus, note)
+    s = Sample(psutil.cpu_percent(interval=None), int(memory.used), int(memory.total), disk, gpus, note)
+    if gpus:
+        s.runs = {exp_id: run_gpu_usage(s, pids) for exp_id, pids in (runs or {}).items()}
+    return s
 
 
-def run_gpu_memory(s: Sample, pids: list[int]) -> int:
-    """GPU memory used by a run's process and its children (bytes)."""
+def gpu_memory_totals(nvml: NVML | None = None) -> list[int]:
+    """Each NVIDIA GPU's total memory (bytes), in nvidia-smi's order; [] without one
+    (or when the driver does not answer)."""
+    nvml = NVML() if nvml is None else nvml
+    if not nvml.available:
+        return []
+    try:
+        return nvml.memory_totals()
+    except Exception:  # noqa: BLE001 - a driver hiccup: no figure, no warning
+        return []
+
+
+def _family(pids: list[int]) -> set[int]:
+    """The pids and all their children (a run's launcher, RAVE, its data loaders)."""
     family = set(pids)
     for pid in pids:
         try:
             family.update(child.pid for child in psutil.Process(pid).children(recursive=True))
         except psutil.Error:
             pass
-    return sum(used for gpu in s.gpus for pid, used in gpu.processes.items() if pid in family)
+    return family
+
+
+def run_gpu_usage(s: Sample, pids: list[int]) -> dict[int, int]:
+    """GPU memory used by a run's process and its children, per GPU index (bytes);
+    only the GPUs where it uses some."""
+    family = _family(pids)
+    usage = {}
+    for gpu in s.gpus:
+        used = sum(n for pid, n in gpu.processes.items() if pid in family)
+        if used:
+            usage[gpu.index] = used
+    return usage
+
+
+def run_gpu_memory(s: Sample, pids: list[int]) -> int:
+    """GPU memory used by a run's process and its children (bytes)."""
+    return sum(run_gpu_usage(s, pids).values())
+
+
+def describe_run_gpu_memory(s: Sample | None, experiment_id: int) -> str:
+    """What a run's process holds on the GPUs, e.g. "3.0 GB on GPU 1 (of 80.0 GB)";
+    '' when there is nothing true to say: no sample yet, no NVIDIA GPU on this
+    computer, or the run was not sampled (not live here: on another machine)."""
+    if s is None or not s.gpus or experiment_id not in s.runs:
+        return ""
+    usage = s.runs[experiment_id]
+    if not usage:
+        return "none (the NVIDIA driver lists no GPU memory for its process)"
+    totals = {gpu.index: gpu.memory_total for gpu in s.gpus}
+    return ", ".join(f"{_gb(used)} GB on GPU {index} (of {_gb(totals.get(index))} GB)"
+                     for index, used in sorted(usage.items()))
 
 
 def _gb(n: int | None) -> str:

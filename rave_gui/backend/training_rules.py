@@ -1,6 +1,8 @@
 """The rules a new training run is checked against before it starts: gin
 overrides, and the warnings the review page shows (phase 2 never reached, a
-dataset shorter than one batch, no GPU, no validation, a vanished dataset).
+dataset shorter than one batch, no GPU, no validation, a vanished dataset), and
+the one the parameters page shows when the chosen GPU has less memory than
+RAVE's README asks for the config.
 
 Plain Python, no Qt: the wizard shows these sentences and
 ``TrainingManager.validate_config`` can refuse with the same ones.
@@ -12,7 +14,9 @@ import re
 from pathlib import Path
 
 from rave_gui.backend.rave_cli import phase_1_duration
-from rave_gui.backend.rave_catalogue import CPU_STEPS_PER_SECOND, N_SIGNAL, TRAIN_PERCENT, training_examples
+from rave_gui.backend.rave_catalogue import (
+    CPU_STEPS_PER_SECOND, N_SIGNAL, TRAIN_PERCENT, min_gpu_memory_gb, smaller_config, training_examples,
+)
 from rave_gui.core.formatting import format_rough_duration
 
 # Characters no binding may hold: C0 controls except tab, DEL, C1 controls, and
@@ -116,6 +120,44 @@ def device_warning(device: str, gpus: list[str], max_steps: int) -> str:
     if device == "cpu":
         return f"You chose the CPU although {len(gpus)} GPU(s) are present: training will be much slower."
     return ""
+
+
+# NVML reports a board's memory a little under its label (what the driver and ECC
+# keep: a "16 GB" T4 reports 15 360 MiB): a GPU is below RAVE's minimum when it has
+# less than this share of it.
+GPU_LABEL_SHARE = 0.9
+GIB = 2**30
+
+
+def chosen_gpu(device: str, gpus: list[str]) -> int | None:
+    """The index of the GPU ``device`` trains on ('auto': GPU 0 when there is one);
+    None for the CPU."""
+    if device.startswith("gpu:"):
+        return int(device[4:]) if device[4:].isdigit() else None
+    if device == "auto" and gpus:
+        return 0
+    return None
+
+
+def gpu_memory_warning(base_config: str, device: str, gpus: list[str], memory_totals: list[int] | None) -> str:
+    """The chosen GPU of this computer has less memory than RAVE's README asks for
+    ``base_config``. ``gpus`` are the GPUs' names (nvidia-smi), ``memory_totals`` their
+    total memory in bytes (NVML, same order); when the two lists disagree, or a total
+    is unknown, nothing is said. A warning, never a refusal: RAVE may still train."""
+    need = min_gpu_memory_gb(base_config)
+    index = chosen_gpu(device, gpus)
+    if need is None or index is None or not memory_totals or len(memory_totals) != len(gpus) \
+            or index >= len(gpus) or not memory_totals[index]:
+        return ""
+    gb = memory_totals[index] / GIB
+    if gb >= need * GPU_LABEL_SHARE:
+        return ""
+    smaller = smaller_config(gb, base_config)
+    advice = (f"choose a smaller config ({smaller} needs {min_gpu_memory_gb(smaller)} GB)" if smaller else
+              "no config in RAVE's table fits it: train on the CPU instead")
+    return (f"GPU {index} ({gpus[index]}) has {gb:.1f} GB of memory, less than the {need} GB RAVE asks for "
+            f"{base_config}: {advice}, or expect the run to stop with a CUDA out-of-memory error, at once or "
+            "when phase 2 starts (it needs more memory). A smaller batch size helps a little.")
 
 
 def short_dataset_warning(num_samples: int, sample_rate: int | None, batch_size: int,

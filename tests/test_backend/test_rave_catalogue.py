@@ -68,3 +68,31 @@ def test_numbers_match_the_installed_rave():
     configs = {p.stem for p in (RAVE_DIR / "configs").glob("*.gin")}
     assert set(RAVE_CONFIGS) <= configs and set(RAVE_MODIFIERS) <= configs
     assert not any("n_signal" in p.read_text() for p in (RAVE_DIR / "configs").glob("*.gin"))
+
+
+# -- the minimum GPU memory per config (RAVE's README, ../shared/RAVE_FACTS.md) ---------------------
+def test_min_gpu_memory_table_is_rave_readmes():
+    from rave_gui.backend.rave_catalogue import MIN_GPU_MEMORY_GB, SMALLER_CONFIGS, min_gpu_memory_gb
+    assert MIN_GPU_MEMORY_GB == {"v1": 8, "v2": 16, "v2_small": 8, "v3": 32, "discrete": 18, "onnx": 6,
+                                 "raspberry": 5}
+    assert set(MIN_GPU_MEMORY_GB) <= set(RAVE_CONFIGS)           # the names `rave train --config` takes
+    assert set(SMALLER_CONFIGS) <= set(MIN_GPU_MEMORY_GB)
+    assert min_gpu_memory_gb("v2") == 16 and min_gpu_memory_gb("v3") == 32
+    assert min_gpu_memory_gb("discrete_v3") is None and min_gpu_memory_gb("v2_nopqmf") is None
+
+
+@pytest.mark.parametrize("gb, base, suggested", [
+    (12.0, "v2", "v2_small"),       # 16 GB asked: the 8 GB one fits
+    (24.0, "v3", "v2"),             # 32 GB asked: v2 (16) fits
+    (16.0, "discrete", "v2"),
+    (7.9, "v2", "raspberry"),       # not even v2_small's 8 GB
+    (6.0, "v1", "raspberry"),
+    (4.0, "v2", None),              # under raspberry's 5 GB: nothing fits
+    (4.0, "raspberry", None),
+    (7.0, "v2_small", "raspberry"),
+])
+def test_smaller_config_suggests_the_biggest_that_fits_and_needs_less(gb, base, suggested):
+    from rave_gui.backend.rave_catalogue import MIN_GPU_MEMORY_GB, smaller_config
+    assert smaller_config(gb, base) == suggested
+    if suggested:
+        assert MIN_GPU_MEMORY_GB[suggested] <= gb and MIN_GPU_MEMORY_GB[suggested] < MIN_GPU_MEMORY_GB[base]

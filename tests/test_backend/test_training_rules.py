@@ -1,6 +1,7 @@
 """backend.training_rules: gin overrides and the review page's warnings (no Qt)."""
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -221,3 +222,58 @@ def test_compute_warnings_in_order(tmp_path):
     assert all(is_sentence(w) for w in found)
     unknown = compute_warnings(cfg(), {}, None, ["H200"])        # no row: nothing to train on
     assert len(unknown) == 1 and unknown[0].startswith("The dataset is shorter than one batch: 0 samples")
+
+
+# -- the chosen GPU's memory against RAVE's minimum -------------------------------------------
+GIB = 2**30
+
+
+def test_chosen_gpu_follows_the_device():
+    from rave_gui.backend.training_rules import chosen_gpu
+    assert chosen_gpu("gpu:1", ["a", "b"]) == 1
+    assert chosen_gpu("auto", ["a", "b"]) == 0       # Auto uses GPU 0
+    assert chosen_gpu("auto", []) is None and chosen_gpu("cpu", ["a"]) is None
+    assert chosen_gpu("gpu:x", ["a"]) is None
+
+
+def test_gpu_memory_warning_when_the_gpu_is_below_the_configs_minimum():
+    from rave_gui.backend.training_rules import gpu_memory_warning
+    gpus, totals = ["NVIDIA GeForce RTX 3060", "NVIDIA A100"], [12 * GIB, 80 * GIB]
+    small = gpu_memory_warning("v2", "gpu:0", gpus, totals)
+    assert small == ("GPU 0 (NVIDIA GeForce RTX 3060) has 12.0 GB of memory, less than the 16 GB RAVE asks "
+                     "for v2: choose a smaller config (v2_small needs 8 GB), or expect the run to stop with a "
+                     "CUDA out-of-memory error, at once or when phase 2 starts (it needs more memory). A smaller "
+                     "batch size helps a little.")
+    assert is_sentence(small)
+    assert gpu_memory_warning("v2", "auto", gpus, totals) == small       # Auto takes GPU 0
+    assert gpu_memory_warning("v2", "gpu:1", gpus, totals) == ""        # 80 GB is plenty
+    assert gpu_memory_warning("v2_small", "gpu:0", gpus, totals) == ""  # 8 GB asked
+    assert gpu_memory_warning("v3", "gpu:1", gpus, totals) == ""
+    assert "less than the 32 GB RAVE asks for v3: choose a smaller config (v2 needs 16 GB)" in \
+        gpu_memory_warning("v3", "gpu:0", ["RTX 4090"], [24 * GIB])
+    tiny = gpu_memory_warning("v2", "gpu:0", ["GT 1030"], [2 * GIB])
+    assert "no config in RAVE's table fits it: train on the CPU instead, or expect" in tiny and is_sentence(tiny)
+
+
+def test_gpu_memory_warning_says_nothing_it_cannot_know():
+    from rave_gui.backend.training_rules import gpu_memory_warning
+    gpus, totals = ["T4"], [8 * GIB]
+    assert gpu_memory_warning("v2", "cpu", gpus, totals) == ""              # not on a GPU
+    assert gpu_memory_warning("discrete_v3", "gpu:0", gpus, totals) == ""   # not in RAVE's table
+    assert gpu_memory_warning("v2", "gpu:0", gpus, None) == ""              # memory unknown
+    assert gpu_memory_warning("v2", "gpu:0", gpus, []) == ""                # no NVML
+    assert gpu_memory_warning("v2", "gpu:0", gpus, [8 * GIB, 8 * GIB]) == ""  # the lists disagree
+    assert gpu_memory_warning("v2", "gpu:3", gpus, totals) == ""            # no such GPU
+    assert gpu_memory_warning("v2", "gpu:0", gpus, [0]) == ""
+
+
+@pytest.mark.parametrize("total, warned", [
+    (15_843_721_216, False),   # a "16 GB" T4 as NVML reports it (15 360 MiB): labelled 16 GB, no warning
+    (16 * GIB, False),
+    (math.ceil(16 * GIB * 0.9), False),   # 90% of the label: the least that passes
+    (math.floor(16 * GIB * 0.9), True),
+    (12 * GIB, True),
+])
+def test_a_board_labelled_with_the_minimum_is_not_warned(total, warned):
+    from rave_gui.backend.training_rules import gpu_memory_warning
+    assert bool(gpu_memory_warning("v2", "gpu:0", ["GPU"], [total])) is warned

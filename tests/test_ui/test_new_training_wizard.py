@@ -438,7 +438,7 @@ def test_get_config_is_what_start_training_takes(qtbot, db, fake_dataset):
     expected = {"name": "my run 'ö'", "dataset_id": ds_id, "base_config": "v3",
                 "modifiers": ["causal", "snake"], "overrides": ["PHASE_1_DURATION=200000"],
                 "max_steps": 300_000, "batch_size": 4, "learning_rate": 1e-4, "device": "gpu:0",
-                "val_every": 5_000}
+                "val_every": 5_000, "stop_on_nan": True}
     assert wizard.get_config() == expected
     manager = TrainingManager(db, gpus=["NVIDIA H200"])    # the GPU the wizard was given
     validated = manager.validate_config(wizard.get_config())

@@ -845,3 +845,133 @@ def test_a_config_that_is_not_a_dict_is_a_sentence(page, manager):
         with pytest.raises(ValueError, match="must be a dictionary"):
             page.controller.enqueue(bad)
     assert manager.list_experiments() == []
+
+
+# ---- "stop on NaN" from the wizard -------------------------------------------------------
+
+def run_the_wizard(page, name, stop_on_nan: bool | None):
+    """Through the page's own wizard: the only dataset, v2, ``name``; "stop on NaN" as given."""
+    from rave_gui.ui.dialogs.new_training import PAGE_CONFIRM, PAGE_PARAMETERS
+    wizard = page.open_new_training()
+    wizard.dataset_page.table.selectRow(0)
+    wizard.next()
+    wizard.next()
+    assert wizard.currentId() == PAGE_PARAMETERS
+    params = wizard.parameters_page
+    params.name_edit.setText(name)
+    params.max_steps.setValue(60)
+    assert params.stop_on_nan.isVisible() and params.stop_on_nan.isChecked()  # the default: stop
+    if stop_on_nan is not None:
+        params.stop_on_nan.setChecked(stop_on_nan)
+    wizard.next()
+    assert wizard.currentId() == PAGE_CONFIRM
+    wizard.accept()
+    assert wizard.result() == wizard.DialogCode.Accepted.value
+    exp = next(e for e in page.manager.list_experiments() if e["name"] == name)
+    return exp
+
+
+def test_unticking_stop_on_nan_in_the_wizard_keeps_a_nan_run_going(qtbot, page, manager, dataset_id, factory):
+    exp = run_the_wizard(page, "keeps going", stop_on_nan=False)
+    assert exp["config"]["stop_on_nan"] is False
+    fake = factory.last(exp["id"])
+    fake.report_started()
+    fake.metrics_update.emit({"step": 40, "loss": float("nan")})
+    assert "nan" in page.controller.health[exp["id"]]      # flagged all the same
+    assert fake.stop_calls == 0 and manager.get_experiment(exp["id"])["status"] == "running"
+    fake.finish("completed", True, "Completed 60 steps.")
+
+
+def test_the_wizards_stop_on_nan_default_stops_a_nan_run(qtbot, page, manager, dataset_id, factory):
+    exp = run_the_wizard(page, "stops", stop_on_nan=None)
+    assert exp["config"]["stop_on_nan"] is True
+    fake = factory.last(exp["id"])
+    fake.report_started()
+    fake.metrics_update.emit({"step": 40, "loss": float("inf")})
+    assert fake.stop_calls == 1 and manager.get_experiment(exp["id"])["status"] == "stopping"
+    fake.finish()
+
+
+# ---- a live run's GPU memory (the system monitor, a stand-in NVML) ----------------------------
+
+def gpu_memory_row(page) -> str | None:
+    """The "GPU memory" row's text, None while the row is hidden."""
+    return page.gpu_memory_label.text() if page.info_form.isRowVisible(page.gpu_memory_label) else None
+
+
+@pytest.fixture
+def training_process():
+    """A real process standing for a run's `rave train` (its own session: nothing here signals our group)."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_live_runs_gpu_memory_is_shown_from_the_monitors_samples(qtbot, page, manager, dataset_id,
+                                                                      tmp_path, training_process):
+    from types import SimpleNamespace
+
+    from test_backend.test_system_monitor import FakeNVML
+
+    from rave_gui.backend.system_monitor import NVML
+    from rave_gui.ui.widgets.system_monitor import SystemMonitor
+
+    class RunOnGPU1(FakeNVML):
+        def nvmlDeviceGetComputeRunningProcesses(self, handle):
+            return [SimpleNamespace(pid=training_process.pid, usedGpuMemory=3 * 10**9)] if handle == 1 else []
+
+    exp_id, fake = live_run(page, manager, dataset_id, "on the gpu")
+    fake.attach_pid = training_process.pid   # as a TrainingProcess re-attached to a running `rave train`
+    idle_id, idle = live_run(page, manager, dataset_id, "other")   # a live run with no pid known yet
+    page.select_experiment(exp_id)
+    assert gpu_memory_row(page) is None                            # nothing sampled yet: nothing said
+    monitor = SystemMonitor(tmp_path, interval=0.05, nvml=NVML(RunOnGPU1()), parent=page)
+    page.attach_monitor(monitor)
+    assert monitor.runs() == {exp_id: [training_process.pid]}
+    monitor.start()
+    try:
+        qtbot.waitUntil(lambda: gpu_memory_row(page) is not None, timeout=10_000)
+        assert gpu_memory_row(page) == "3.0 GB on GPU 1 (of 80.0 GB)"
+        assert page.gpu_memory_label.isVisible()
+        page.select_experiment(idle_id)
+        assert gpu_memory_row(page) is None                        # its pid is not known: not measured
+        page.select_experiment(exp_id)
+        assert gpu_memory_row(page) == "3.0 GB on GPU 1 (of 80.0 GB)"
+        fake.finish("completed", True, "Completed 60 steps.")       # no longer live: nothing to show
+        assert gpu_memory_row(page) is None
+        assert monitor.runs() == {}
+    finally:
+        monitor.stop()
+    idle.finish("completed", True, "Completed 60 steps.")
+
+
+def test_without_an_nvidia_gpu_no_gpu_memory_is_shown(qtbot, page, manager, dataset_id, tmp_path,
+                                                       training_process):
+    from test_backend.test_system_monitor import BrokenNVML
+
+    from rave_gui.backend.system_monitor import NVML
+    from rave_gui.ui.widgets.system_monitor import SystemMonitor
+
+    exp_id, fake = live_run(page, manager, dataset_id, "on the cpu")
+    fake.attach_pid = training_process.pid
+    page.select_experiment(exp_id)
+    samples = []
+    monitor = SystemMonitor(tmp_path, interval=0.05, nvml=NVML(BrokenNVML()), parent=page)
+    monitor.sampled.connect(samples.append)
+    page.attach_monitor(monitor)
+    monitor.start()
+    try:
+        qtbot.waitUntil(lambda: len(samples) >= 3, timeout=10_000)
+    finally:
+        monitor.stop()
+    assert page._gpu_sample is samples[-1] and samples[-1].gpus == []
+    assert gpu_memory_row(page) is None and page.gpu_memory_label.text() == ""
+    assert not page.gpu_memory_label.isVisible()
+    fake.finish("completed", True, "Completed 60 steps.")
+
+
+def test_the_main_windows_monitor_feeds_the_training_page(main_window):
+    assert main_window.training_page.monitor is main_window.monitor

@@ -18,6 +18,7 @@ from rave_gui.backend.gin_config import phase_1_duration_of_run
 from rave_gui.backend.log_parsing import strip_progress
 from rave_gui.backend.run_state import LIVE, describe
 from rave_gui.backend.runs import RunController
+from rave_gui.backend.system_monitor import Sample, describe_run_gpu_memory
 from rave_gui.backend.tensorboard_service import TensorBoardService
 from rave_gui.backend.training import TrainingManager
 from rave_gui.core.formatting import format_clock
@@ -77,6 +78,9 @@ class TrainingPage(QWidget):
         self.wizard = None
         self.last_error: str | None = None
         self.last_warning: str | None = None
+        #: the system monitor whose samples give a live run's GPU memory (``attach_monitor``)
+        self.monitor = None
+        self._gpu_sample: Sample | None = None
         self._build()
         controller.run_changed.connect(self._on_run_changed)
         controller.step_changed.connect(self._on_step)
@@ -86,6 +90,7 @@ class TrainingPage(QWidget):
         controller.export_done.connect(self._on_export_finished)
         controller.warning.connect(self._on_warning)
         self.model.alerts = controller.health
+        self.model.notes = controller.notes  # a Slurm job waiting in the queue, and why
         if own:  # TrainingPage(self.db), as the design card writes it: this page's controller
             controller.reattach_all()
         self.model.refresh()
@@ -148,6 +153,10 @@ class TrainingPage(QWidget):
         self.step_label = QLabel("–")
         self.elapsed_label = QLabel("–")
         self.eta_label = QLabel("–")
+        self.gpu_memory_label = QLabel("")
+        self.gpu_memory_label.setWordWrap(True)
+        self.gpu_memory_label.setToolTip("GPU memory the run's process (and its children) holds, "
+                                         "read from NVIDIA's driver every 2 s")
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)
         form.addRow("Run:", self.name_label)
@@ -155,6 +164,9 @@ class TrainingPage(QWidget):
         form.addRow("Step:", self.step_label)
         form.addRow("Elapsed:", self.elapsed_label)
         form.addRow("ETA:", self.eta_label)
+        form.addRow("GPU memory:", self.gpu_memory_label)
+        form.setRowVisible(self.gpu_memory_label, False)  # shown for a live run on this computer's GPU
+        self.info_form = form
         form.addRow(self.progress_bar)
         buttons = QHBoxLayout()
         self.stop_button = QPushButton("Stop")
@@ -236,6 +248,55 @@ class TrainingPage(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self._update_empty_state()  # a dataset may have been made meanwhile
+        if self.monitor is None:  # the main window's status-bar monitor, once the page sits in it
+            from rave_gui.ui.widgets.system_monitor import SystemMonitor
+            monitor = getattr(self.window(), "monitor", None)
+            if isinstance(monitor, SystemMonitor):
+                self.attach_monitor(monitor)
+
+    # -- GPU memory of the live runs ----------------------------------------------------
+    def attach_monitor(self, monitor) -> None:
+        """Follow ``monitor`` (a ``SystemMonitor``): it measures, off the UI thread, the GPU
+        memory of this computer's live runs, and the selected run's is shown."""
+        if self.monitor is monitor:
+            return
+        self.monitor = monitor
+        monitor.sampled.connect(self._on_sample)
+        self._send_runs_to_monitor()
+
+    def _local_run_pids(self) -> dict[int, list[int]]:
+        """Experiment id -> pid of the process of each live run on this computer
+        (a run on another machine has no local process to measure)."""
+        found = {}
+        for exp_id in self.controller.live_ids():
+            run = self.controller.live_run(exp_id)
+            exp = self.manager.get_experiment(exp_id)
+            if run is None or exp is None or exp["config"].get("machine_id") is not None:
+                continue
+            # the process it started, or the one it re-attached to (never the record's pid: a
+            # resumed run's is its previous process's until the new one starts, and may be reused)
+            pid = getattr(run.process, "pid", None) or getattr(run.process, "attach_pid", None)
+            if pid:
+                found[exp_id] = [int(pid)]
+        return found
+
+    def _send_runs_to_monitor(self) -> None:
+        if self.monitor is not None:
+            self.monitor.set_runs(self._local_run_pids())
+
+    def _on_sample(self, s: Sample) -> None:
+        self._gpu_sample = s
+        self._show_gpu_memory()
+        self._send_runs_to_monitor()  # a re-attached run's pid, a run that ended: the next sample follows
+
+    def _show_gpu_memory(self) -> None:
+        """The selected run's GPU memory, only while it lives on this computer and an NVIDIA
+        GPU was read (otherwise the row is hidden: nothing to say that would be true)."""
+        exp_id = self.selected_id
+        text = describe_run_gpu_memory(self._gpu_sample, exp_id) \
+            if exp_id is not None and self.controller.is_live(exp_id) else ""
+        self.gpu_memory_label.setText(text)
+        self.info_form.setRowVisible(self.gpu_memory_label, bool(text))
 
     # -- starting runs -------------------------------------------------------------------
     def open_new_training(self):
@@ -248,7 +309,8 @@ class TrainingPage(QWidget):
 
     def _on_wizard_accepted(self) -> None:
         wizard = self.wizard
-        self.start_run(wizard.get_config(), queue=getattr(wizard, "start_mode", "now") == "queue")
+        config = wizard.get_config()
+        self.start_run(config, queue=getattr(wizard, "start_mode", "now") == "queue")
 
     def start_run(self, config: dict, queue: bool = False) -> int | None:
         """Start a run now (or add it to the queue) and select its row."""
@@ -458,6 +520,7 @@ class TrainingPage(QWidget):
             self._follow_run_folder(None)
             self._show_health(None)
             self.plot.set_phase_1(None)
+            self._show_gpu_memory()
             return
         self.name_label.setText(exp["name"])
         self._show_health(experiment_id)
@@ -531,6 +594,7 @@ class TrainingPage(QWidget):
         else:
             self.elapsed_label.setText("–")
             self.eta_label.setText("–")
+        self._show_gpu_memory()
         live = self.controller.is_live(experiment_id)
         exporting = self.controller.exporting(experiment_id)
         queued = exp["status"] == "queued"
@@ -588,6 +652,7 @@ class TrainingPage(QWidget):
             else:
                 self.model.update_experiment(experiment_id)
             self._update_empty_state()
+            self._send_runs_to_monitor()  # started (its pid is known) or ended
             if experiment_id == self.selected_id:
                 self._refresh_info(experiment_id)
         elif what == "health":

@@ -1,4 +1,9 @@
-"""The status bar's system monitor: a label fed every 2 s by a sampler thread."""
+"""The status bar's system monitor: a label fed every 2 s by a sampler thread.
+
+``SystemMonitor.set_runs`` tells the sampler which processes are the live runs'
+on this computer: each sample then carries the GPU memory each run uses
+(``Sample.runs``), read in the sampler thread like everything else.
+"""
 from __future__ import annotations
 
 import threading
@@ -20,14 +25,27 @@ class SystemMonitor(QObject):
         self._nvml = nvml
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._runs: dict[int, list[int]] = {}
+        self._runs_lock = threading.Lock()
         self.last: Sample | None = None
         self.sampled.connect(self._keep)
 
     def _keep(self, s: Sample) -> None:
         self.last = s
 
+    def set_runs(self, runs: dict[int, list[int]]) -> None:
+        """The live runs on this computer: experiment id -> the pids of its process
+        (its children are found when sampling). The next samples measure them."""
+        with self._runs_lock:
+            self._runs = {int(exp_id): [int(pid) for pid in pids] for exp_id, pids in runs.items()}
+
+    def runs(self) -> dict[int, list[int]]:
+        with self._runs_lock:
+            return {exp_id: list(pids) for exp_id, pids in self._runs.items()}
+
     def start(self) -> None:
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="system-monitor", daemon=True)
             self._thread.start()
 
@@ -36,7 +54,7 @@ class SystemMonitor(QObject):
             self._nvml = NVML()
         while not self._stop.is_set():
             try:
-                self.sampled.emit(sample(self.data_dir, self._nvml))
+                self.sampled.emit(sample(self.data_dir, self._nvml, self.runs()))
             except Exception:  # noqa: BLE001 - a monitor must never take the app down
                 pass
             self._stop.wait(self.interval)

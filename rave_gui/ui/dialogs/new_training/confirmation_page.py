@@ -93,6 +93,7 @@ class ConfirmationPage(QWizardPage):
             "Validate every": f"{cfg['val_every']:,} steps",
             "Train on": wizard.parameters_page.machine_combo.currentText(),
             "Device": wizard.parameters_page.device_combo.currentText(),
+            "Stop on NaN": "yes" if cfg.get("stop_on_nan", True) else "no",
         }
         while self.summary_form.rowCount():
             self.summary_form.removeRow(0)

@@ -1,19 +1,36 @@
-"""Page 3 of the New Training wizard: run name, steps, batch, validation, where it
-trains (this computer or an SSH host of the Machines page) and on which device."""
+"""Page 3 of the New Training wizard: run name, steps, batch, validation, "stop on
+NaN", where it trains (this computer or an SSH host of the Machines page) and on
+which device, with a warning when this computer's chosen GPU has less memory than
+RAVE asks for the chosen config."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QComboBox, QFormLayout, QLineEdit, QSpinBox, QVBoxLayout, QWizardPage
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QSpinBox, QVBoxLayout, QWidget, QWizardPage
 
 from rave_gui.backend.machines import THIS_COMPUTER
 from rave_gui.backend.rave_catalogue import learning_rate_field, learning_rate_schedule
+from rave_gui.backend.system_monitor import gpu_memory_totals
 from rave_gui.backend.training import DEFAULTS, validate_name
-from rave_gui.ui.widgets.messages import error_label, hint_label, set_error
+from rave_gui.backend.training_rules import chosen_gpu, gpu_memory_warning
+from rave_gui.ui.widgets.messages import WARNING_SIGN, error_label, hint_label, set_error, warning_label
+
+
+def stacked(field: QWidget, *below: QWidget) -> QWidget:
+    """``field`` with the labels that explain it underneath, as one form field."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(4)
+    layout.addWidget(field)
+    for widget in below:
+        layout.addWidget(widget)
+    return box
 
 
 class TrainingParametersPage(QWizardPage):
     """Run name, steps, batch, the learning rate RAVE fixes (shown, not editable),
-    validation interval and device."""
+    validation interval, "stop on NaN", machine and device. ``extra_config()`` is what
+    this page adds to the wizard's config ("stop_on_nan")."""
 
     def __init__(self, gpus: list[str], parent=None, machines: list[dict] | None = None):
         super().__init__(parent)
@@ -21,6 +38,8 @@ class TrainingParametersPage(QWizardPage):
         self.setSubTitle("How long and on what RAVE trains.")
         self.gpus = list(gpus)
         self.machines = list(machines or [])
+        #: this computer's GPUs' total memory (bytes, NVML), read when first needed
+        self._gpu_memory: list[int] | None = None
 
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("e.g. my voice v2")
@@ -53,6 +72,12 @@ class TrainingParametersPage(QWizardPage):
         self.val_every.setValue(DEFAULTS["val_every"])
         val_hint = hint_label("RAVE validates, saves a checkpoint and logs audio every this many steps.")
 
+        self.stop_on_nan = QCheckBox("Stop the run if a loss becomes NaN or infinite")
+        self.stop_on_nan.setChecked(bool(DEFAULTS["stop_on_nan"]))
+        nan_hint = hint_label("A diverged run only wastes its device's time: stopped, it keeps its earlier "
+                              "checkpoints to resume from. Either way the run is flagged in the table.")
+        self.stop_on_nan.setToolTip(nan_hint.text())
+
         self.machine_combo = QComboBox()
         self.machine_combo.addItem(THIS_COMPUTER, None)
         for machine in self.machines:
@@ -60,25 +85,29 @@ class TrainingParametersPage(QWizardPage):
         self.machine_hint = hint_label("Add SSH hosts (a GPU server) on the Machines page.")
         self.device_combo = QComboBox()
         self.device_hint = hint_label()
+        self.memory_warning = warning_label("")
         self._fill_devices()
         self.machine_combo.currentIndexChanged.connect(self._fill_devices)
+        self.device_combo.currentIndexChanged.connect(self._update_memory_warning)
+
+        self.memory_warning.hide()
 
         outer = QVBoxLayout(self)
         form = QFormLayout()
         outer.addLayout(form)
         outer.addStretch(1)
-        form.addRow("Run name:", self.name_edit)
-        form.addRow("", self.name_error)
+        # each field with the sentences under it in one box: QFormLayout sizes a wrapped label
+        # given a row of its own by its narrow size hint (tall gaps), a box by its real width
+        form.addRow("Run name:", stacked(self.name_edit, self.name_error))
         form.addRow("Max steps:", self.max_steps)
         form.addRow("Batch size:", self.batch_size)
-        form.addRow("Learning rate:", self.learning_rate)
-        form.addRow("", self.lr_explanation)
-        form.addRow("Validate every (steps):", self.val_every)
-        form.addRow("", val_hint)
-        form.addRow("Train on:", self.machine_combo)
-        form.addRow("", self.machine_hint)
-        form.addRow("Device:", self.device_combo)
-        form.addRow("", self.device_hint)
+        form.addRow("Learning rate:", stacked(self.learning_rate, self.lr_explanation))
+        form.addRow("Validate every (steps):", stacked(self.val_every, val_hint))
+        form.addRow("If it diverges:", stacked(self.stop_on_nan, nan_hint))
+        form.addRow("Train on:", stacked(self.machine_combo, self.machine_hint))
+        form.addRow("Device:", stacked(self.device_combo, self.device_hint, self.memory_warning))
+        self.form = form
+        self._update_memory_warning()
 
     # -- values ----------------------------------------------------------------
     def run_name(self) -> str:
@@ -98,6 +127,38 @@ class TrainingParametersPage(QWizardPage):
 
     def device(self) -> str:
         return self.device_combo.currentData()
+
+    def extra_config(self) -> dict:
+        """What this page adds to the wizard's ``get_config()``: the "stop on NaN" choice."""
+        return {"stop_on_nan": self.stop_on_nan.isChecked()}
+
+    # -- the GPU's memory against RAVE's minimum ------------------------------------------
+    def base_config(self) -> str:
+        """The config chosen on the wizard's config page (RAVE's default outside a wizard)."""
+        wizard = self.wizard()
+        config_page = getattr(wizard, "config_page", None)
+        return (config_page.base_config() if config_page is not None else None) or DEFAULTS["base_config"]
+
+    def gpu_memory(self) -> list[int]:
+        """This computer's GPUs' total memory (bytes), read once from NVIDIA's library."""
+        if self._gpu_memory is None:
+            self._gpu_memory = list(gpu_memory_totals())
+        return self._gpu_memory
+
+    def memory_problem(self) -> str:
+        """The warning sentence when this computer's chosen GPU has less memory than RAVE
+        asks for the chosen config ('' otherwise, and for another machine: its GPUs'
+        memory is not known here)."""
+        device = self.device() or "cpu"
+        if self.machine() is not None or chosen_gpu(device, self.gpus) is None:
+            return ""
+        return gpu_memory_warning(self.base_config(), device, self.gpus, self.gpu_memory())
+
+    def _update_memory_warning(self, *_args) -> None:
+        text = self.memory_problem()
+        self.memory_warning.setText(WARNING_SIGN + text if text else "")
+        if hasattr(self, "form"):   # in its box (never a window of its own)
+            self.memory_warning.setVisible(bool(text))
 
     # -- where it trains ----------------------------------------------------------------
     def machine_id(self) -> int | None:
@@ -157,6 +218,7 @@ class TrainingParametersPage(QWizardPage):
     # -- wizard ----------------------------------------------------------------
     def initializePage(self) -> None:
         self.name_edit.setFocus()
+        self._update_memory_warning()  # the config page's choice may have changed
 
     def _name_changed(self, _text: str = "") -> None:
         set_error(self.name_error, self.name_problem())

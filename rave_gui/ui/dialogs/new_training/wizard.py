@@ -109,6 +109,7 @@ class NewTrainingWizard(QWizard):
             "learning_rate": float(DEFAULTS["learning_rate"]),
             "device": params.device(),
             "val_every": params.val_every.value(),
+            **params.extra_config(),  # "stop on NaN"
             **({"machine_id": params.machine_id()} if params.machine_id() is not None else {}),
         }
 
