@@ -95,7 +95,7 @@ def train_argv(python: str, launcher: str, cfg: dict, dataset_path: str, channel
     return [python, launcher, "train", *args]
 
 
-def _shown(word: str) -> str:
+def shell_word(word: str) -> str:
     """A word as a person would type it in the host's shell (``~/`` left unquoted)."""
     return "~/" + sh_quote(word[2:]) if word.startswith("~/") and len(word) > 2 else sh_quote(word)
 
@@ -107,7 +107,7 @@ def display_command(machine: dict, cfg: dict, dataset: dict) -> str:
     rave = str(PurePosixPath(machine["python"]).parent / "rave") if "/" in machine["python"] else "rave"
     out, argv = display_argv(machine, cfg, dataset, rave, "")
     argv = [argv[0], *argv[2:]]  # the launcher runs RAVE's own entry point: show `rave train ...`
-    return f"cd {_shown(out)} && " + " ".join(_shown(w) for w in argv)
+    return f"cd {shell_word(out)} && " + " ".join(shell_word(w) for w in argv)
 
 
 def display_argv(machine: dict, cfg: dict, dataset: dict, python: str, launcher: str) -> tuple[str, list[str]]:

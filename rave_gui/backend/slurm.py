@@ -210,7 +210,7 @@ def preview(machine: dict, cfg: dict, dataset: dict) -> str:
     env = {"RAVE_GUI_TOKEN": "<token>", "RAVE_GUI_LOG_EVERY": str(int(cfg.get("log_every") or 50)),
            "PYTHONUNBUFFERED": "1"}
     script = batch_script(machine["slurm"], cfg.get("name") or "rave", "<token>", argv, env)
-    return f"# submitted with: cd {out} && sbatch --parsable rave-gui.sbatch\n{script}"
+    return f"# submitted with: cd {remote_layout.shell_word(out)} && sbatch --parsable rave-gui.sbatch\n{script}"
 
 
 # -- commands on the login node ---------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from slurm_fixture import loopback_slurm  # noqa: F401 (fixture: started on first use)
 from sshd_fixture import loopback_sshd, remove_control_dir, trusted_sshd  # noqa: F401 (fixtures)
 
 from rave_gui.backend.datasets import DatasetManager

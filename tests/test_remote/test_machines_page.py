@@ -126,3 +126,39 @@ def test_register_a_dataset_on_the_host(page, db, trusted_sshd, fake_dataset, qt
     qtbot.waitUntil(lambda: "registered" in page.status_label.text(), timeout=30_000)
     worker.wait(5000)
     assert db.query_one("SELECT machine_id FROM datasets WHERE path = ?", (str(target),))[0] == machine_id
+
+
+@pytest.mark.slurm
+def test_add_a_slurm_cluster_then_test_it_with_sinfo(page, db, trusted_sshd, loopback_slurm, qtbot):
+    cluster = loopback_slurm
+    dialog = page.open_add_slurm_dialog()
+    assert dialog.windowTitle() == "Add a Slurm cluster" and dialog.slurm_box.isChecked()
+    dialog.name_edit.setText("loopback hpc")
+    dialog.host_edit.setText(trusted_sshd.alias)
+    dialog.config_edit.setText(str(trusted_sshd.client_config))
+    dialog.python_edit.setText(sys.executable)
+    dialog.work_edit.setText(str(trusted_sshd.work_dir / "hpc work"))
+    dialog.slurm_box.partition_edit.setText("debug; reboot")
+    assert not dialog.save() and "not a Slurm name" in dialog.error.text()
+    dialog.slurm_box.partition_edit.setText(cluster.partition)
+    dialog.slurm_box.gpus_spin.setValue(0)
+    dialog.slurm_box.time_edit.setText("1:00:00")
+    dialog.slurm_box.setup_edit.setPlainText(cluster.shell_setup())
+    assert dialog.save(), dialog.error.text()
+    machine = page.machines.get(page.selected_machine_id())
+    assert machine["slurm"]["partition"] == cluster.partition and machine["slurm"]["time"] == "1:00:00"
+    row = names(page).index("loopback hpc")
+    assert page.table.item(row, 1).text().startswith("Slurm via ")
+    page.test_selected()
+    qtbot.waitUntil(lambda: page.test is not None and not page.test.isRunning() and bool(page.check_sentences()),
+                    timeout=60_000)
+    sentences = page.check_sentences()
+    assert page.status_label.text() == "Everything a run needs is there.", sentences
+    assert any(s.startswith("\u2714  Partition " + cluster.partition) and "1 node(s)" in s for s in sentences)
+    assert any("sbatch, squeue" in s for s in sentences)
+    # a partition that does not exist: said at once, with what to do
+    page.machines.update(machine["id"], slurm={"partition": "nowhere"})
+    page.test_selected()
+    qtbot.waitUntil(lambda: page.test is not None and not page.test.isRunning() and
+                    any("nowhere" in s for s in page.check_sentences()), timeout=60_000)
+    assert any(s.startswith("\u2716  Slurm lists no partition 'nowhere'") for s in page.check_sentences())

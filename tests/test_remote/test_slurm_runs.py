@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from slurm_fixture import loopback_slurm  # noqa: F401 (fixture)
 
 from rave_gui.backend.machines import remote_run
 from rave_gui.backend.runs import RunController
@@ -145,3 +144,47 @@ def test_the_time_limit_saves_a_checkpoint_and_the_run_goes_on_in_new_jobs(remot
     history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
     assert sorted(history["loss"]) == list(range(4, 200, 5))
     assert exp["current_step"] == 200 and rec.steps[-1] == 200
+
+
+def _submitted_by_an_earlier_session(env, qtbot, **config):
+    """What an earlier app session left: a job submitted, its record (job id), the run running."""
+    manager = env.manager
+    exp_id = manager.start_training(env.config(**config))
+    earlier = SlurmTrainingProcess(manager, exp_id)
+    earlier.prepare()
+    job_id, _, _ = earlier._launch()
+    manager.set_status(exp_id, "running")
+    return exp_id, str(job_id)
+
+
+def test_an_app_restart_follows_the_job_again(remote_env, loopback_slurm, set_pace, qtbot):
+    make_cluster(remote_env, loopback_slurm)
+    set_pace(0.05)
+    exp_id, job_id = _submitted_by_an_earlier_session(remote_env, qtbot, name="earlier", max_steps=60)
+    host = Path(remote_run(remote_env.db, exp_id)["out_dir"])
+    qtbot.waitUntil(lambda: (host / "train.log").exists() and (host / "train.log").stat().st_size > 2000,
+                    timeout=60_000)
+    controller = RunController(remote_env.manager)
+    rec = Recorder(controller, exp_id)
+    attached, interrupted = controller.reattach_all()
+    assert attached == [exp_id] and interrupted == []
+    finish(qtbot, controller, rec)
+    assert rec.result == ("completed", None), "\n".join(rec.lines[-20:])
+    history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
+    assert sorted(history["loss"]) == list(range(4, 60, 5))
+    assert "reattached" in [e["kind"] for e in remote_env.manager.get_events(exp_id)]
+    assert remote_run(remote_env.db, exp_id)["job_id"] == job_id
+
+
+def test_a_job_that_ended_while_the_app_was_away(remote_env, loopback_slurm, set_pace, qtbot):
+    make_cluster(remote_env, loopback_slurm)
+    set_pace(0.01)
+    exp_id, job_id = _submitted_by_an_earlier_session(remote_env, qtbot, name="away", max_steps=10)
+    host = Path(remote_run(remote_env.db, exp_id)["out_dir"])
+    qtbot.waitUntil(lambda: (host / f"exitcode-{job_id}").exists(), timeout=60_000)
+    controller = RunController(remote_env.manager)
+    rec = Recorder(controller, exp_id)
+    assert controller.reattach_all()[0] == [exp_id]
+    finish(qtbot, controller, rec)
+    assert rec.result == ("completed", None)
+    assert remote_env.manager.get_experiment(exp_id)["current_step"] == 10

@@ -68,3 +68,39 @@ def test_confirmation_shows_the_command_the_host_runs(setup):
     assert page.summary()["Train on"] == "lab box (SSH: lab)"
     assert not any("GPU" in w and "no" in w.lower() for w in page.warnings())  # the host has GPUs
     assert page.validatePage() and page.validated["machine_id"] == tested
+
+
+def test_a_slurm_cluster_shows_its_batch_script(setup):
+    wizard, _, _ = setup
+    machines = MachineManager(wizard.db)
+    cluster = machines.add("hpc", "me@login.hpc", python="~/rave/bin/python", work_dir="/scratch/me/rave gui",
+                           slurm={"partition": "gpu", "account": "lab", "gpus": 2, "cpus": 16, "mem": "64G",
+                                  "time": "2-00:00:00", "margin": 600, "modules": "cuda/12.1",
+                                  "extra": "#SBATCH --qos=long"})
+    wizard.parameters_page.machines = machines.list()
+    wizard.parameters_page.machine_combo.addItem("hpc (Slurm: gpu via login.hpc)", cluster)
+    page = wizard.parameters_page
+    page.set_machine(cluster)
+    assert devices(page) == ["auto", "cpu", "gpu:0", "gpu:1"] and "asks for 2 GPU(s)" in page.device_hint.text()
+    assert "partition gpu" in page.machine_hint.text()
+    wizard.next()
+    confirm = wizard.confirmation_page
+    script = confirm.command_text()
+    assert script.startswith("# submitted with: cd '/scratch/me/rave gui/runs/<experiment folder>' && sbatch")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --account=lab", "#SBATCH --gres=gpu:2", "#SBATCH --mem=64G",
+                 "#SBATCH --time=2-00:00:00", "#SBATCH --signal=B:USR1@600", "#SBATCH --qos=long",
+                 "module load cuda/12.1"):
+        assert line in script.splitlines(), line
+    assert "\"$HOME\"/rave/bin/python '/scratch/me/rave gui/rave-gui/rave_launcher-<version>.py' train" in script
+    assert "--gpu 0" in script and "--name 'far '\"'\"'away'\"'\"''" in script
+    assert "600 s before each job's time limit" in confirm.command_note.text()
+    assert confirm.validatePage() and confirm.validated["machine_id"] == cluster
+
+
+def test_the_machine_list_names_a_cluster(qtbot, db, fake_dataset):
+    DatasetManager(db).register(fake_dataset, name="voice")
+    MachineManager(db).add("hpc", "me@login.hpc", slurm={"partition": "a100"})
+    wizard = NewTrainingWizard(db, gpus=[])
+    qtbot.addWidget(wizard)
+    combo = wizard.parameters_page.machine_combo
+    assert combo.itemText(1) == "hpc (Slurm: a100 via login.hpc)"

@@ -81,8 +81,10 @@ class TrainingParametersPage(QWizardPage):
         self.machine_combo = QComboBox()
         self.machine_combo.addItem(THIS_COMPUTER, None)
         for machine in self.machines:
-            self.machine_combo.addItem(f"{machine['name']} (SSH: {machine['host']})", machine["id"])
-        self.machine_hint = hint_label("Add SSH hosts (a GPU server) on the Machines page.")
+            kind = f"Slurm: {machine['slurm']['partition']} via {machine['host']}" if machine.get("slurm") else \
+                f"SSH: {machine['host']}"
+            self.machine_combo.addItem(f"{machine['name']} ({kind})", machine["id"])
+        self.machine_hint = hint_label("Add SSH hosts (a GPU server) or Slurm clusters on the Machines page.")
         self.device_combo = QComboBox()
         self.device_hint = hint_label()
         self.memory_warning = warning_label("")
@@ -193,7 +195,11 @@ class TrainingParametersPage(QWizardPage):
             self.device_combo.addItem(f"GPU {index}: {name}", f"gpu:{index}")
         self.device_combo.setItemData(0, "The first GPU if there is one, else the CPU.",
                                       Qt.ItemDataRole.ToolTipRole)
-        if machine is not None and machine.get("gpus") is None:
+        if machine is not None and machine.get("slurm"):
+            settings = machine["slurm"]
+            self.device_hint.setText(f"Each job on {where} asks for {settings['gpus']} GPU(s) (its Slurm settings); "
+                                     + ("Auto uses the job's first GPU." if gpus else "it trains on the CPU."))
+        elif machine is not None and machine.get("gpus") is None:
             self.device_hint.setText(f"{where}'s GPUs are not known yet: test its connection on the Machines "
                                      "page. Auto uses its first GPU if it has one.")
         elif gpus:
@@ -201,11 +207,15 @@ class TrainingParametersPage(QWizardPage):
         else:
             self.device_hint.setText(f"No NVIDIA GPU found on {where} (nvidia-smi): training runs on the CPU, "
                                      "which is very slow.")
-        if machine is not None:
+        if machine is not None and machine.get("slurm"):
+            self.machine_hint.setText(f"Submitted as Slurm jobs to partition {machine['slurm']['partition']} from "
+                                      f"{machine['name']}'s login node, in {machine['work_dir']}; resubmitted at each "
+                                      "time limit until max steps; the app follows the run live.")
+        elif machine is not None:
             self.machine_hint.setText(f"Runs over SSH on {machine['name']}, in {machine['work_dir']}; the "
                                       "dataset is copied there once (rsync), the app follows the run live.")
         else:
-            self.machine_hint.setText("Add SSH hosts (a GPU server) on the Machines page.")
+            self.machine_hint.setText("Add SSH hosts (a GPU server) or Slurm clusters on the Machines page.")
         index = self.device_combo.findData(previous)
         self.device_combo.setCurrentIndex(max(0, index))
 
