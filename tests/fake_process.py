@@ -24,6 +24,7 @@ class FakeProcess(QObject):
     step_update = pyqtSignal(int, int)
     started_pid = pyqtSignal(int)
     checkpoint_saved = pyqtSignal(str)
+    status_note = pyqtSignal(str)          # as SlurmTrainingProcess: a job waiting in the queue
 
     #: what ``report_started`` announces; never stored in ``pid`` (the controller
     #: would end that process group if a fake did not stop in time)

@@ -426,6 +426,8 @@ class RunController(QObject):
             exp = self.manager.get_experiment(exp_id)
             if exp is None or exp["status"] != "running":
                 continue
+            if self.notes.get(exp_id, "").startswith("pending"):
+                run.progressed = now  # a job waiting in Slurm's queue (after a resubmission) is not stalled
             stalled = stall_alert(now - run.progressed, self.stall_minutes)
             if stalled or "stalled" in self.health.get(exp_id, {}):
                 self._flag(exp_id, "stalled", stalled or "")

@@ -975,3 +975,23 @@ def test_without_an_nvidia_gpu_no_gpu_memory_is_shown(qtbot, page, manager, data
 
 def test_the_main_windows_monitor_feeds_the_training_page(main_window):
     assert main_window.training_page.monitor is main_window.monitor
+
+
+def test_a_slurm_job_waiting_in_the_queue_shows_why_and_is_not_stalled(qtbot, page, manager, dataset_id):
+    exp_id, fake = live_run(page, manager, dataset_id, "on the cluster")
+    assert cell(page, exp_id, "Status") == "running"
+    fake.status_note.emit("pending in Slurm's queue (job 12: Priority — other jobs come first)")
+    assert cell(page, exp_id, "Status") == "pending (Slurm)"
+    index = page.model.index(page.model.row_of(exp_id), COLUMNS.index("Status"))
+    assert "job 12: Priority" in index.data(Qt.ItemDataRole.ToolTipRole)
+    page.controller.stall_minutes = 0.0001
+    qtbot.wait(20)
+    page.controller.check_health()
+    assert "stalled" not in page.controller.health.get(exp_id, {})  # waiting for a node is not a stall
+    fake.status_note.emit("running on node7 (Slurm job 12)")
+    assert cell(page, exp_id, "Status") == "running"
+    assert "node7" in index.data(Qt.ItemDataRole.ToolTipRole)
+    fake.status_note.emit("")
+    assert not index.data(Qt.ItemDataRole.ToolTipRole)
+    fake.finish("completed", ok=True)
+    assert exp_id not in page.controller.notes
