@@ -164,11 +164,15 @@ class MainWindow(QMainWindow):
 
     # -- closing --------------------------------------------------------------------------------
     def _ask_stop_runs(self, count: int) -> bool:
-        answer = QMessageBox.question(
-            self, "Trainings are running",
-            f"{count} training run(s) are still running or saving their checkpoint. Stop them and quit?\n\n"
-            "They are stopped cleanly (a checkpoint is saved) and can be resumed later.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        cluster = len(self.runs.cluster_ids())
+        text = (f"{count} training run(s) are still running or saving their checkpoint. Stop them and quit?\n\n"
+                "They are stopped cleanly (a checkpoint is saved) and can be resumed later.")
+        if cluster:
+            text += (f"\n\n{cluster} of them run(s) as Slurm jobs: those keep running on the cluster. The app "
+                     "follows them again when it starts (and submits the next job of a run that reached its "
+                     "time limit meanwhile).")
+        answer = QMessageBox.question(self, "Trainings are running", text,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event) -> None:
@@ -178,7 +182,7 @@ class MainWindow(QMainWindow):
             return
         self._save_layout()
         self.models_page.shutdown()  # cancels model checks and tries, waits for their threads
-        self.runs.stop_all()
+        self.runs.stop_all(keep_cluster_jobs=True)
         self.machines_page.shutdown()  # a connection test still running
         self.tensorboard.stop()
         self.monitor.stop()

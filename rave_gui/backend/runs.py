@@ -271,12 +271,23 @@ class RunController(QObject):
             return
         raise ValueError(f"This run is not running (it is {exp['status']}).")
 
-    def stop_all(self, timeout: float = 60.0) -> None:
+    def cluster_ids(self) -> list[int]:
+        """The live runs whose process can let go of a Slurm job (it goes on without the app)."""
+        return [e for e, run in self._runs.items() if hasattr(run.process, "detach")]
+
+    def stop_all(self, timeout: float = 60.0, keep_cluster_jobs: bool = False) -> None:
         """Stop every run (each saves a stop checkpoint) and export, and wait for
         them: nothing is left running behind a closed window. Queued runs stay
-        queued for the next start."""
+        queued for the next start. ``keep_cluster_jobs``: runs on a Slurm cluster
+        are let go instead (their jobs go on; the next start follows them again,
+        and resubmits one that reached its time limit meanwhile)."""
         self._closing = True
+        if keep_cluster_jobs:
+            for exp_id in self.cluster_ids():
+                self._runs[exp_id].process.detach()
         for exp_id in list(self._runs):
+            if keep_cluster_jobs and exp_id in self.cluster_ids():
+                continue
             try:
                 self.stop(exp_id)
             except ValueError:
@@ -364,6 +375,11 @@ class RunController(QObject):
         del self._runs[experiment_id]
         self.notes.pop(experiment_id, None)
         self.manager.unregister_process(experiment_id, process)
+        if getattr(process, "detached", False):  # its job goes on: the run stays live for the next start
+            self._ending.append(process)
+            self._reaper.start()
+            self.run_changed.emit(experiment_id, "status")
+            return
         status = getattr(process, "final_status", None) or ("completed" if ok else "failed")
         error = None if ok or getattr(process, "stop_requested", False) else message
         try:

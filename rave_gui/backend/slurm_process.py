@@ -73,6 +73,7 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         self._time_limited = False
         self._slurm_end: tuple[str, str] | None = None
         self._cancel_sent = False
+        self.detached = False
 
     # -- before the launch -------------------------------------------------------------------
     def prepare(self) -> None:
@@ -356,8 +357,21 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         self._sync_next = 0.0
         self._status_next = 0.0
 
+    def detach(self) -> None:
+        """Stop following without touching the job (the app closes): the run stays
+        live in the database, and the next start follows its job again."""
+        if self.job_id is None:  # nothing submitted yet: a plain stop
+            self.stop()
+            return
+        self.detached = True
+        self._ended_code = KILLED
+
     # -- the end -----------------------------------------------------------------------------
     def outcome(self, returncode: int) -> tuple[bool, str]:
+        if self.detached:
+            self._guard("recording the detach", self.manager.record_event, self.experiment_id, "detached",
+                        self.step, f"job {self.job_id} goes on without the app")
+            return False, "The app closed; the job goes on."
         state = self.job
         explained = None if self.stop_requested or self._gave_up else (
             self._slurm_end or (slurm.ended_sentence(self.job_id, state, self.settings) if state else None))

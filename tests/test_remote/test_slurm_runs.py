@@ -104,6 +104,15 @@ def test_stop_while_running_keeps_the_progress(remote_env, loopback_slurm, set_p
     assert stop and stop[0]["step"] >= 12  # the batch shell forwarded INT: the stop checkpoint
     job = remote_run(remote_env.db, exp_id)["job_id"]
     assert "JobState=COMPLETED" in loopback_slurm.run("scontrol", "show", "job", "-o", job).stdout
+    # Resume: a new job from the stop checkpoint, in the same run folder
+    set_pace(0.02)
+    rec = Recorder(controller, exp_id)
+    controller.resume(exp_id, max_steps=stop[0]["step"] + 10)
+    finish(qtbot, controller, rec)
+    assert rec.result == ("completed", None), "\n".join(rec.lines[-20:])
+    again = remote_run(remote_env.db, exp_id)["job_id"]
+    assert again != job and rec.steps[0] >= stop[0]["step"] and rec.steps[-1] == stop[0]["step"] + 10
+    assert [e["kind"] for e in remote_env.manager.get_events(exp_id)].count("submitted") == 2
 
 
 def test_a_job_that_fails_says_why_from_its_log(remote_env, loopback_slurm, qtbot, tmp_path):
@@ -188,3 +197,25 @@ def test_a_job_that_ended_while_the_app_was_away(remote_env, loopback_slurm, set
     finish(qtbot, controller, rec)
     assert rec.result == ("completed", None)
     assert remote_env.manager.get_experiment(exp_id)["current_step"] == 10
+
+
+def test_closing_the_app_leaves_the_job_running_and_the_next_start_follows_it(remote_env, loopback_slurm, set_pace,
+                                                                             qtbot):
+    make_cluster(remote_env, loopback_slurm)
+    set_pace(0.1)
+    controller, exp_id, rec, _ = start(remote_env, name="overnight", max_steps=80)
+    qtbot.waitUntil(lambda: bool(rec.steps) and rec.steps[-1] >= 5, timeout=60_000)
+    assert controller.cluster_ids() == [exp_id]
+    job = remote_run(remote_env.db, exp_id)["job_id"]
+    controller.stop_all(timeout=30, keep_cluster_jobs=True)          # the window closes
+    assert not controller.is_live(exp_id)
+    assert remote_env.manager.get_experiment(exp_id)["status"] == "running"
+    assert "RUNNING" in loopback_slurm.run("squeue", "-h", "-j", job, "-o", "%T").stdout
+    assert "detached" in [e["kind"] for e in remote_env.manager.get_events(exp_id)]
+    later = RunController(remote_env.manager)                          # the next start
+    rec = Recorder(later, exp_id)
+    assert later.reattach_all()[0] == [exp_id]
+    finish(qtbot, later, rec)
+    assert rec.result == ("completed", None)
+    history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
+    assert sorted(history["loss"]) == list(range(4, 80, 5))
