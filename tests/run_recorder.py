@@ -22,3 +22,15 @@ class Recorder:
 
     def pairs(self) -> list[tuple[str, int]]:
         return [(k, m["step"]) for m in self.metrics for k in m if k != "step"]
+
+
+def host_points(run_dir) -> dict:
+    """Every point a run folder's event files hold, read from scratch: ``{tag: {step: value}}``
+    (what a run's history must equal)."""
+    from rave_gui.backend.events import RunEventsFollower
+    history: dict = {}
+    for point in RunEventsFollower(run_dir).poll(final=True):
+        for key, value in point.items():
+            if key != "step":
+                history.setdefault(key, {})[point["step"]] = value
+    return history

@@ -362,25 +362,10 @@ class RemoteTrainingProcess(TrainingProcess):
             if moment >= self._status_next:
                 state, code = self._status()
                 self._status_next = moment + (self.sync_interval if state != "alive" else self.status_interval)
-            self._mirror()
-            code = self._exit_code()
-            if code is not None:
-                self._mirror()  # the log's last bytes may have been written during the first scan
-            self._extras()
+            code = self._mirror_all()
         except SSHError as exc:
-            if not exc.connection:  # the host answered, a file did not come: say so once, go on
-                self.on_hook_error("mirroring the run's files", exc)
-                self._sync_next = time.monotonic() + self.sync_interval
-                self._status_next = min(self._status_next, self._sync_next)  # is it still there?
-                return None
-            self._connection_trouble(exc)
-            if self._gave_up:
-                self._ended_code = KILLED
-                return self._ended_code
-            return None
-        self._connection_back()
-        self._sync_next = time.monotonic() + self.sync_interval
-        self._next_events = 0.0  # read what the mirror brought now, not a second later
+            return self._poll_failed(exc, "mirroring the run's files")
+        self._poll_done()
         if code is not None:
             self._exit_known = True
             self._ended_code = code
@@ -389,6 +374,34 @@ class RemoteTrainingProcess(TrainingProcess):
             if self._dead_seen >= self.dead_polls:
                 self._ended_code = KILLED
         return self._ended_code
+
+    def _mirror_all(self) -> int | None:
+        """Mirror the host's files and fetch the extras; the exit code if it came."""
+        self._mirror()
+        code = self._exit_code()
+        if code is not None:
+            self._mirror()  # the log's last bytes may have been written during the first scan
+        self._extras()
+        return code
+
+    def _poll_failed(self, exc: SSHError, what: str) -> int | None:
+        """A poll that could not reach the host (back off, say so once; a stop gives up
+        after ``stop_give_up``) or whose host answered but a file did not come."""
+        if not exc.connection:  # the host answered, a file did not come: say so once, go on
+            self.on_hook_error(what, exc)
+            self._sync_next = time.monotonic() + self.sync_interval
+            self._status_next = min(self._status_next, self._sync_next)  # is it still there?
+            return None
+        self._connection_trouble(exc)
+        if self._gave_up:
+            self._ended_code = KILLED
+            return self._ended_code
+        return None
+
+    def _poll_done(self) -> None:
+        self._connection_back()
+        self._sync_next = time.monotonic() + self.sync_interval
+        self._next_events = 0.0  # read what the mirror brought now, not a second later
 
     def _exit_code(self) -> int | None:
         """The exit code the host wrote (mirrored with the log), or None."""

@@ -216,24 +216,10 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
                 waiting = self.job is None or self.job.pending or self.job.ended
                 self._status_next = moment + (self.pending_interval if waiting else self.status_interval)
             if self._running_seen:
-                self._mirror()
-                code = self._exit_code()
-                if code is not None:
-                    self._mirror()  # the log's last bytes may have come after the first scan
-                self._extras()
+                code = self._mirror_all()
         except SSHError as exc:
-            if not exc.connection:
-                self.on_hook_error("following the Slurm job", exc)
-                self._sync_next = time.monotonic() + self.sync_interval
-                return None
-            self._connection_trouble(exc)
-            if self._gave_up:
-                self._ended_code = KILLED
-                return self._ended_code
-            return None
-        self._connection_back()
-        self._sync_next = time.monotonic() + self.sync_interval
-        self._next_events = 0.0
+            return self._poll_failed(exc, "following the Slurm job")
+        self._poll_done()
         if code is None:
             if self.job is None:
                 self._unknown_seen += 1  # Slurm forgot it (MinJobAge) or never had it

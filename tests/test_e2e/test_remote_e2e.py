@@ -19,10 +19,9 @@ from sshd_fixture import loopback_sshd, remove_control_dir  # noqa: F401 (fixtur
 
 from rave_gui.backend.checkpoints import list_checkpoints
 from rave_gui.backend.datasets import DatasetManager
-from rave_gui.backend.events import RunEventsFollower
 from rave_gui.backend.machines import MachineManager, remote_run
 from rave_gui.backend.runs import RunController
-from run_recorder import Recorder  # tests/ helper
+from run_recorder import Recorder, host_points  # tests/ helper
 from rave_gui.backend.ssh import accept_host_key
 from rave_gui.backend.training import TrainingManager
 from rave_gui.core.database import Database
@@ -99,11 +98,7 @@ def test_remote_training_over_ssh_end_to_end(loopback_sshd, rave_dataset, tmp_pa
         # -- the history is exactly what the host's event files say ----------------------------
         host_run = Path(remote_run(db, exp_id)["run_dir"])
         assert (host_run / "version_1").is_dir()
-        expected: dict = {}
-        for point in RunEventsFollower(host_run).poll(final=True):
-            for key, value in point.items():
-                if key != "step":
-                    expected.setdefault(key, {})[point["step"]] = value
+        expected = host_points(host_run)
         stored = {k: dict(v) for k, v in manager.get_metric_history(exp_id).items()}
         assert stored.keys() == expected.keys()
         for key in expected:

@@ -21,12 +21,11 @@ from slurm_fixture import loopback_slurm  # noqa: F401 (fixture)
 from sshd_fixture import loopback_sshd, remove_control_dir, trusted_sshd  # noqa: F401 (fixtures)
 
 from rave_gui.backend.datasets import DatasetManager
-from rave_gui.backend.events import RunEventsFollower
 from rave_gui.backend.machines import MachineManager, remote_run
 from rave_gui.backend.runs import RunController
 from rave_gui.backend.training import TrainingManager
 from rave_gui.core.database import Database
-from run_recorder import Recorder  # tests/ helper
+from run_recorder import Recorder, host_points  # tests/ helper
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ssh, pytest.mark.slurm]
 
@@ -90,11 +89,7 @@ def test_training_on_slurm_end_to_end(trusted_sshd, loopback_slurm, rave_dataset
                        for p in host_run.glob("version_*/checkpoints/stopped-step=*.ckpt"))
         assert len(stops) >= len(jobs) - 1 and 0 < stops[0] < 60
         # one history, the host's: losses and validations across the jobs, each logged step once
-        expected: dict = {}
-        for point in RunEventsFollower(host_run).poll(final=True):
-            for key, value in point.items():
-                if key != "step":
-                    expected.setdefault(key, {})[point["step"]] = value
+        expected = host_points(host_run)
         stored = {k: dict(v) for k, v in manager.get_metric_history(exp_id).items()}
         assert stored.keys() == expected.keys()
         for key in expected:

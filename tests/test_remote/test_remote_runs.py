@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from rave_gui.backend.checkpoints import list_checkpoints
-from rave_gui.backend.events import RunEventsFollower
 from rave_gui.backend.machines import remote_run
 from rave_gui.backend.remote_process import RemoteTrainingProcess
 from rave_gui.backend.runs import RunController
-from run_recorder import Recorder  # tests/ helper
+from run_recorder import Recorder, host_points  # tests/ helper
 
 pytestmark = pytest.mark.ssh
 
@@ -40,16 +39,6 @@ def finish(qtbot, controller, rec, timeout=120_000):
 
 def host_folder(env, exp_id) -> Path:
     return Path(remote_run(env.db, exp_id)["out_dir"])
-
-
-def host_points(run_dir: Path) -> dict:
-    """Every point the host's event files hold, read from scratch."""
-    history: dict = {}
-    for point in RunEventsFollower(run_dir).poll(final=True):
-        for key, value in point.items():
-            if key != "step":
-                history.setdefault(key, {})[point["step"]] = value
-    return history
 
 
 def assert_history_is_the_hosts(env, exp_id):
