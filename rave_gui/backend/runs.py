@@ -331,6 +331,8 @@ class RunController(QObject):
             return
         if text:
             self.notes[experiment_id] = text
+            if text.startswith(("submitted", "pending")):
+                run.first_step = None  # a new job: the rate (ETA) restarts with its first step
         else:
             self.notes.pop(experiment_id, None)
         self.run_changed.emit(experiment_id, "status")

@@ -980,6 +980,8 @@ def test_the_main_windows_monitor_feeds_the_training_page(main_window):
 def test_a_slurm_job_waiting_in_the_queue_shows_why_and_is_not_stalled(qtbot, page, manager, dataset_id):
     exp_id, fake = live_run(page, manager, dataset_id, "on the cluster")
     assert cell(page, exp_id, "Status") == "running"
+    report_step(manager, exp_id, fake, 3, 60)
+    assert page.controller.live_run(exp_id).first_step == 3
     fake.status_note.emit("pending in Slurm's queue (job 12: Priority — other jobs come first)")
     assert cell(page, exp_id, "Status") == "pending (Slurm)"
     index = page.model.index(page.model.row_of(exp_id), COLUMNS.index("Status"))
@@ -988,6 +990,7 @@ def test_a_slurm_job_waiting_in_the_queue_shows_why_and_is_not_stalled(qtbot, pa
     qtbot.wait(20)
     page.controller.check_health()
     assert "stalled" not in page.controller.health.get(exp_id, {})  # waiting for a node is not a stall
+    assert page.controller.live_run(exp_id).first_step is None  # a new job: its ETA starts afresh
     fake.status_note.emit("running on node7 (Slurm job 12)")
     assert cell(page, exp_id, "Status") == "running"
     assert "node7" in index.data(Qt.ItemDataRole.ToolTipRole)
