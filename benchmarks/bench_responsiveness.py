@@ -8,7 +8,9 @@ a shared machine's load falls on both alike. Ratios are now / before.
 Sections (``--only``): ``stream`` (10 000 points/s into the visible plot, from an
 empty run and into a 1 000 000-point one), ``page`` (the visible Training page
 flooded by a run), ``redraw`` (a synchronous full redraw, smoothing off and on),
-``open`` (a stored run of 200 000 and 2 000 000 points: history + plot drawn),
+``open`` (a stored run of 200 000 and 2 000 000 points: history + plot drawn; and
+``MetricsPlot.load_history`` on it before it is cached: the overview drawn, the
+whole history drawn, the stalls in between),
 ``table`` (1 000 experiments: the page built, a step update, a refresh, scrolling),
 ``start`` (the app started on a database of 1 000 experiments, in a subprocess),
 ``anchor`` (a run folder written by ``SummaryWriter``: TensorBoard's own
@@ -34,6 +36,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
+from PyQt6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -276,6 +279,52 @@ def show_run(app, side: str, manager, exp_id: int, plot, cold: bool = False) -> 
             "total_ms": round((t2 - t0) * 1000, 1)}
 
 
+def load_run(app, manager, exp_id: int, plot, cold: bool) -> dict:
+    """``MetricsPlot.load_history`` (what the Training page calls with the page diff
+    proposed in issue 14): the first picture (the whole history, or an overview of a
+    run not cached yet) drawn synchronously, then, for an overview, the event loop
+    runs (a 5 ms heartbeat measures its stalls) until the whole history is drawn."""
+    if cold:
+        history_cache.drop_chunks(manager.db, exp_id)
+    state = {"loaded": None, "drawn": None, "beats": []}
+
+    def loaded(_):
+        state["loaded"] = time.perf_counter()
+
+    def frame():
+        if state["loaded"] is not None and not plot.canvas.rendering and state["drawn"] is None:
+            state["drawn"] = time.perf_counter()
+            loop.quit()
+
+    loop, beat = QEventLoop(), QTimer()
+    beat.setTimerType(Qt.TimerType.PreciseTimer)
+    beat.timeout.connect(lambda: state["beats"].append(time.perf_counter()))
+    plot.history_loaded.connect(loaded)
+    plot.canvas.frame_drawn.connect(frame)
+    t0 = time.perf_counter()
+    plot.load_history(manager, exp_id)
+    t1 = time.perf_counter()
+    overview = plot.loading
+    if overview:
+        beat.start(HEARTBEAT_MS)
+        QTimer.singleShot(120_000, loop.quit)
+        loop.exec()
+        beat.stop()
+    plot.history_loaded.disconnect(loaded)
+    plot.canvas.frame_drawn.disconnect(frame)
+    app.processEvents()
+    gaps = np.diff([t1] + state["beats"] + [state["drawn"] or time.perf_counter()]) * 1000 if overview else None
+    return {"overview": overview, "first_picture_ms": round((t1 - t0) * 1000, 1),
+            "whole_history_drawn_ms": round(((state["drawn"] if overview else t1) - t0) * 1000, 1),
+            "max_gap_while_loading_ms": round(float(gaps.max()), 1) if overview else None,
+            "p99_gap_while_loading_ms": round(float(np.percentile(gaps, 99)), 1) if overview else None}
+
+
+def median_load(results: list) -> dict:
+    return {k: (statistics.median(r[k] for r in results) if isinstance(results[0][k], float) else results[0][k])
+            for k in results[0]}
+
+
 def bench_open(app, tmp: Path, sizes, repeats: int) -> dict:
     db, manager, dataset_id = make_world(tmp / "open")
     plots = {}
@@ -291,6 +340,11 @@ def bench_open(app, tmp: Path, sizes, repeats: int) -> dict:
         exp_id = store_run(manager, dataset_id, steps, noisy)
         store_s = time.perf_counter() - t0
         row = {"points": steps * len(KEYS), "store_s": round(store_s, 1)}
+        # load_history first: a cold get_metric_history would cache the run
+        row["now_load_history_cold"] = median_load([load_run(app, manager, exp_id, plots["now"], cold=True)
+                                                    for _ in range(repeats)])
+        row["now_load_history_warm"] = median_load([load_run(app, manager, exp_id, plots["now"], cold=False)
+                                                    for _ in range(repeats)])
         row["now_cold"] = show_run(app, "now", manager, exp_id, plots["now"], cold=True)
         runs = {"before": [], "now": []}
         for _ in range(repeats):
@@ -502,12 +556,16 @@ def bench_anchor(app, tmp: Path, points: int) -> dict:
         plot.resize(1000, 700)
         plot.show()
     app.processEvents()
+    out["app_load_history_cold"] = load_run(app, manager, exp_id, plots["now"], cold=True)
     out["app_show_now_cold"] = show_run(app, "now", manager, exp_id, plots["now"], cold=True)
     out["app_show_now_warm"] = show_run(app, "now", manager, exp_id, plots["now"])
     out["app_show_before"] = show_run(app, "before", manager, exp_id, plots["before"])
     tb = out["tensorboard_event_accumulator_s"] * 1000
     out["ratio_tensorboard_over_app"] = {k: round(tb / out[f"app_show_{k}"]["total_ms"], 1)
                                          for k in ("now_warm", "now_cold", "before")}
+    cold = out["app_load_history_cold"]
+    out["ratio_tensorboard_over_app"]["load_history_cold_first_picture"] = round(tb / cold["first_picture_ms"], 1)
+    out["ratio_tensorboard_over_app"]["load_history_cold_whole"] = round(tb / cold["whole_history_drawn_ms"], 1)
     for plot in plots.values():
         plot.close()
     db.close()
@@ -528,6 +586,11 @@ def r1(value):
     return value
 
 
+def gc_passes(r: dict) -> str:
+    """Full collections during a case (results from before they were counted: -)."""
+    return f"{r['gc_full_passes']} ({r['gc_full_max_ms']})" if "gc_full_passes" in r else "-"
+
+
 def report(results: dict) -> None:
     results = r1(results)
     if "stream" in results:
@@ -536,21 +599,21 @@ def report(results: dict) -> None:
               f"heartbeat {HEARTBEAT_MS} ms)\n")
         print(f"idle event loop on this machine: max {s['idle_floor']['max_gap_ms']} ms, "
               f"p99 {s['idle_floor']['p99_gap_ms']} ms\n")
-        print("| case | side | max gap ms | p99 gap ms | median ms | frames | CPU s |")
-        print("|---|---|---:|---:|---:|---:|---:|")
+        print("| case | side | max gap ms | p99 gap ms | median ms | frames | CPU s | full GC passes (longest ms) |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
         for case in ("from_empty", "into_1M_points"):
             for side in ("before", "now"):
                 for r in s[case][side]:
                     print(f"| {case} | {side} | {r['max_gap_ms']} | {r['p99_gap_ms']} | {r['median_gap_ms']} "
-                          f"| {r['frames']} | {r['cpu_s']} |")
+                          f"| {r['frames']} | {r['cpu_s']} | {gc_passes(r)} |")
     if "page" in results:
         print("\n### The visible Training page flooded: 10 000 metric points/s + step updates + log lines\n")
-        print("| side | max gap ms | p99 gap ms | median ms | frames | CPU % |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| side | max gap ms | p99 gap ms | median ms | frames | CPU % | full GC passes (longest ms) |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for side in ("before", "now", "now_with_page_diff"):
             for r in results["page"][side]:
                 print(f"| {side} | {r['max_gap_ms']} | {r['p99_gap_ms']} | {r['median_gap_ms']} | {r['frames']} "
-                      f"| {r['cpu_percent']} |")
+                      f"| {r['cpu_percent']} | {gc_passes(r)} |")
     if "redraw" in results:
         print("\n### Synchronous full redraw (redraw_now), median ms\n")
         print("| points | smoothing | before | now | now/before |")
@@ -563,12 +626,29 @@ def report(results: dict) -> None:
         print("| points | before | now (cache warm) | now (first open: no cache) | now/before |")
         print("|---|---:|---:|---:|---:|")
         for key, r in results["open"].items():
-            if key == "page_select_ms":
+            if key == "page_select_ms" or not isinstance(r, dict):
                 continue
             b, n, c = r["before"], r["now"], r["now_cold"]
             print(f"| {key} | {b['total_ms']} ({b['history_ms']} + {b['plot_drawn_ms']}) | {n['total_ms']} "
                   f"({n['history_ms']} + {n['plot_drawn_ms']}) | {c['total_ms']} ({c['history_ms']} + "
                   f"{c['plot_drawn_ms']}) | {ratio(n['total_ms'], b['total_ms'])} |")
+        earlier = results.get("open_before_cold_open_work")
+        if earlier:
+            print("\nfirst open, no cache, before rows were read without a Python object each: "
+                  + ", ".join(f"{key}: {r['now_cold']['total_ms']} ms" for key, r in earlier.items()
+                              if isinstance(r, dict) and "now_cold" in r))
+        print("\n### MetricsPlot.load_history (the page diff of issue 14), median ms\n")
+        print("| points | cache | overview shown first | first picture | whole history drawn "
+              "| max gap while loading | p99 gap |")
+        print("|---|---|---|---:|---:|---:|---:|")
+        for key, r in results["open"].items():
+            for cache in ("cold", "warm"):
+                m = r.get(f"now_load_history_{cache}") if isinstance(r, dict) else None
+                if m:
+                    gaps = [m[g] if m[g] is not None else "–" for g in ("max_gap_while_loading_ms",
+                                                                           "p99_gap_while_loading_ms")]
+                    print(f"| {key} | {cache} | {'yes' if m['overview'] else 'no'} | {m['first_picture_ms']} | "
+                          f"{m['whole_history_drawn_ms']} | {gaps[0]} | {gaps[1]} |")
         p = results["open"].get("page_select_ms")
         if p:
             print(f"\nTraining page, select a stored run of {p['points']:,} points: before {p['before']} ms, "

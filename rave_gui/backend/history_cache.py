@@ -15,23 +15,44 @@ are read from the table. Reading is one transaction: the chunks, then the
 points no chunk covers (which then become chunks, when the database may be
 written). A missing or dropped chunk table is simply rebuilt.
 
+Rows are read without a Python object per row: SQLite concatenates a range's
+steps and (scaled to exact integers) values as text, which numpy parses; a read
+of 2 000 000 rows thus costs a few tenths of a second, and creates no garbage for
+the collector to walk. The fallback (math functions missing) reads tuples.
+
+A run recorded before the cache existed (nothing packed yet) is the one slow
+case. ``read_history(..., max_table_rows=N)`` says so (None) instead of reading
+for seconds; ``read_overview`` then gives a look at it in milliseconds (index
+seeks: a few thousand points per key, whatever the run's length), and
+``BackgroundLoad`` packs it off the caller's thread, on a connection of its own,
+one chunk per short transaction (a writer elsewhere waits a few ms at most),
+then reads it whole. Every later open reads chunks.
+
 Plain Python over sqlite3 and numpy (no Qt): ``TrainingManager.get_metric_history``
-calls ``read_history``.
+calls ``read_history``; ``MetricsPlot.load_history`` the rest.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
-from typing import Iterable
+from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
+
+from rave_gui.core.database import DEFAULT_TIMEOUT
 
 CHUNK = 16_384  # points per chunk (256 KiB of steps and values)
 MIN_CACHED = 2_048  # a key with fewer points is read from the table (a few ms): no chunk
 PACK_EVERY_S = 1.0  # pack_tails: at most this often per run
 EXACT_FLOAT = 2 ** 53  # steps below this survive a trip through float64
+OVERVIEW_POINTS = 1_500  # read_overview: points per key (the plot draws 4 000 at most)
+FEW_ROWS = 256  # a range this short is read as tuples (one query, not two)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS metric_chunks (
@@ -100,16 +121,170 @@ class HistorySeries(Sequence):
         return f"HistorySeries([{head}], {len(self)} points)"
 
 
-def read_history(db, experiment_id: int, keys: Iterable[str] | None = None) -> dict[str, HistorySeries]:
+def read_history(db, experiment_id: int, keys: Iterable[str] | None = None, *,
+                 max_table_rows: int | None = None) -> dict[str, HistorySeries] | None:
     """``{key: HistorySeries}`` of a run, sorted by key then step; ``keys`` limits
-    the keys. Uses (and completes) the chunks when the database may be written."""
+    the keys. Uses (and completes) the chunks when the database may be written.
+    ``max_table_rows``: None (nothing read, nothing written) when more points than
+    that would come from the table rather than the chunks (a run not cached yet)."""
     keys = None if keys is None else list(dict.fromkeys(keys))
     if keys == []:
         return {}
+    budget = _Budget(max_table_rows)
+    try:
+        if getattr(db, "read_only", False) or not ensure_schema(db):
+            return _read_plain(db, experiment_id, keys, budget)  # the table alone, written nowhere
+        with db.transaction() as conn:  # one snapshot; the chunks it completes are written with it
+            return _read_chunked(conn, experiment_id, keys, budget)
+    except _OverBudget:  # raised inside the transaction: rolled back, nothing packed
+        return None
+
+
+def read_overview(db, experiment_id: int, points: int = OVERVIEW_POINTS) -> dict[str, HistorySeries]:
+    """A look at a run in milliseconds whatever its length: per key, the first
+    point at or after each of ``points`` evenly spaced steps, and the last point
+    (a key with fewer than ``2 * points`` points: all of them). Index seeks only,
+    no write. Not the history: the points between are left out (``read_history``)."""
+    conn = _Queries(db)
+    out = {}
+    for key in sorted(_keys_of(conn, experiment_id)):
+        short = conn.execute("SELECT count(*) FROM (SELECT 1 FROM metric_points WHERE experiment_id = ?"
+                             " AND key = ? LIMIT ?)", (experiment_id, key, 2 * points)).fetchone()[0]
+        if short < 2 * points:
+            steps, values = _points(conn, experiment_id, key, None, None)
+        else:
+            first, last = (conn.execute(f"SELECT {end}(step) FROM metric_points WHERE experiment_id = ? AND key = ?",
+                                        (experiment_id, key)).fetchone()[0] for end in ("min", "max"))  # seeks
+            rows = conn.execute(_SAMPLE, {"e": experiment_id, "k": key, "first": first, "last": last,
+                                          "w": max(1, (last - first) // points)}).fetchall()
+            rows.append(conn.execute("SELECT step, value FROM metric_points WHERE experiment_id = ? AND key = ?"
+                                     " AND step = ?", (experiment_id, key, last)).fetchone())
+            steps = np.array([r[0] for r in rows if r is not None], dtype=np.int64)
+            values = np.array([r[1] for r in rows if r is not None], dtype=float)
+            steps, unique = np.unique(steps, return_index=True)  # a gap in the steps: the same point twice
+            values = values[unique]
+        if steps.size:
+            out[key] = HistorySeries(steps, values)
+    return out
+
+
+# the first point at or after each of first, first + w, ... (two index seeks each)
+_SAMPLE = """WITH RECURSIVE b(s) AS (SELECT :first UNION ALL SELECT s + :w FROM b WHERE s + :w <= :last)
+SELECT p.step, p.value FROM b JOIN metric_points p ON p.experiment_id = :e AND p.key = :k AND p.step = (
+    SELECT step FROM metric_points WHERE experiment_id = :e AND key = :k AND step >= b.s ORDER BY step LIMIT 1)"""
+
+
+def warm(db, experiment_id: int, cancel: threading.Event | None = None) -> int:
+    """Pack the points of a run that no chunk covers, ``CHUNK`` at a time, each in a
+    transaction of its own (a few ms: a writer elsewhere is never held up for long);
+    a key's last ``MIN_CACHED`` points or fewer stay in the table, as ``pack_tails``
+    leaves them. Stops after the current chunk once ``cancel`` is set. Returns the
+    points packed. For a run recorded before the cache existed, off the UI thread
+    (``BackgroundLoad``)."""
     if getattr(db, "read_only", False) or not ensure_schema(db):
-        return _read_plain(db, experiment_id, keys)  # the table alone, written nowhere
-    with db.transaction() as conn:  # one snapshot; the chunks it completes are written with it
-        return _read_chunked(conn, experiment_id, keys)
+        return 0
+    packed = 0
+    for key in _keys_of(_Queries(db), experiment_id):
+        done = None  # every point of the key up to this step is in a chunk
+        while not (cancel is not None and cancel.is_set()):
+            with db.transaction() as conn:
+                done, n = _pack_next(conn, experiment_id, key, done)
+            packed += n
+            if not n:
+                break
+    return packed
+
+
+def _pack_next(conn, experiment_id: int, key: str, done: int | None) -> tuple[int | None, int]:
+    """Pack the first at most ``CHUNK`` uncovered points of ``key`` after step
+    ``done``; returns the new ``done`` and how many were packed (0: none left)."""
+    base = "SELECT first_step, last_step FROM metric_chunks WHERE experiment_id = ? AND key = ?"
+    while True:
+        if done is not None:  # a chunk holding `done` (another reader may have merged some)
+            row = conn.execute(base + " AND first_step <= ? ORDER BY first_step DESC LIMIT 1",
+                               (experiment_id, key, done)).fetchone()
+            if row is not None and row[1] > done:
+                done = row[1]
+        after = conn.execute(base + ("" if done is None else " AND first_step > ?") + " ORDER BY first_step LIMIT 1",
+                             (experiment_id, key) if done is None else (experiment_id, key, done)).fetchone()
+        before = None if after is None else after[0]
+        steps, values = _points(conn, experiment_id, key, done, before, limit=CHUNK)
+        if steps.size and (before is not None or steps.size >= MIN_CACHED):
+            _insert_chunk(conn, experiment_id, key, steps, values)
+            return int(steps[-1]), int(steps.size)
+        if after is None:
+            return done, 0
+        done = after[1]  # nothing between: on to the gap after the next chunk
+
+
+class BackgroundLoad:
+    """Read a run's history on a thread of its own: ``warm`` it (so that the next
+    read, and every later open, reads chunks), then ``read_history``; then
+    ``done(history, None)``, or ``done(None, error)``, called on that thread. The
+    thread opens its own connection to ``db``'s file: the caller's connection (and
+    its lock) stays free. ``cancel()`` stops it after the current chunk, without a
+    call to ``done``."""
+
+    def __init__(self, db, experiment_id: int, done: Callable[[dict | None, BaseException | None], None]):
+        self.experiment_id = experiment_id
+        self._path, self._read_only = Path(db.path), bool(getattr(db, "read_only", False))
+        self._timeout = DEFAULT_TIMEOUT
+        self._done = done
+        self._cancel = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"history-{experiment_id}", daemon=True)
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _run(self) -> None:
+        try:
+            own = _Connection(self._path, self._read_only, self._timeout)
+            try:
+                warm(own, self.experiment_id, self._cancel)
+                history = None if self.cancelled else read_history(own, self.experiment_id)
+            finally:
+                own.close()
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, whatever it is
+            if not self.cancelled:
+                self._done(None, exc)
+            return
+        if not self.cancelled:
+            self._done(history, None)
+
+
+class _Connection:
+    """What ``read_history`` and ``warm`` use of ``Database`` (``transaction``,
+    ``query``, ``read_only``), over a connection of a worker thread's own. Not a
+    ``Database``: opening one checks the whole file first (seconds on a large one)."""
+
+    def __init__(self, path: Path, read_only: bool, timeout: float):
+        self.path, self.read_only = path, read_only
+        uri = path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+        self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout,
+                                     check_same_thread=False)
+        self._conn.execute("PRAGMA foreign_keys = ON")  # a run deleted meanwhile: no orphan chunks
+
+    @contextlib.contextmanager
+    def transaction(self):
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def query(self, sql, params=()):
+        return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def ensure_schema(db) -> bool:
@@ -198,22 +373,101 @@ def _keys_of(conn, experiment_id: int) -> list[str]:
         found.append(last)
 
 
-def _points(conn, experiment_id: int, key: str, after: int | None, before: int | None):
-    """(steps int64, values float64) of ``key`` with ``after < step < before``."""
-    sql = "SELECT step, value FROM metric_points WHERE experiment_id = ? AND key = ?"
-    params: list = [experiment_id, key]
+def _points(conn, experiment_id: int, key: str, after: int | None, before: int | None,
+            limit: int | None = None, budget: "_Budget | None" = None):
+    """(steps int64, values float64) of ``key`` with ``after < step < before``, in
+    step order: the first ``limit`` of them; ``budget`` is charged their number."""
+    where, params = "experiment_id = ? AND key = ?", [experiment_id, key]
     if after is not None:
-        sql += " AND step > ?"
+        where += " AND step > ?"
         params.append(after)
     if before is not None:
-        sql += " AND step < ?"
+        where += " AND step < ?"
         params.append(before)
-    rows = conn.execute(sql + " ORDER BY step", params).fetchall()
+    if limit is not None:  # the limit as a step: the range stays a plain index range
+        row = conn.execute(f"SELECT step FROM metric_points WHERE {where} ORDER BY step LIMIT 1 OFFSET ?",
+                           (*params, limit - 1)).fetchone()
+        if row is not None:
+            where += " AND step <= ?"
+            params.append(row[0])
+    n, low, high = conn.execute("SELECT count(*), min(abs(value)) FILTER (WHERE value != 0), max(abs(value))"
+                                f" FROM metric_points WHERE {where}", params).fetchone()
+    if budget is not None:
+        budget.charge(n)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=float)
+    if n >= FEW_ROWS:
+        try:
+            read = _concatenated(conn, where, params, n, low, high)
+        except sqlite3.OperationalError:  # no math functions in this SQLite: tuples
+            read = None
+        if read is not None:
+            return read
+    return _tuples(conn.execute(f"SELECT step, value FROM metric_points WHERE {where} ORDER BY step",
+                                params).fetchall())
+
+
+def _concatenated(conn, where: str, params: list, n: int, low, high):
+    """The range read as text, no Python object per row: the steps, and each value
+    as an integer ``m`` and a power ``k`` of two with value = m * 2**-k, exactly
+    (a double times a power of two is exact; ``m`` below 2**62 is an exact integer).
+    None when what came back does not add up (a write between two statements of a
+    read outside a transaction)."""
+    e_low = math.frexp(low)[1] - 1 if low is not None else 0  # 2**e <= |v| < 2**(e+1)
+    e_high = math.frexp(high)[1] - 1 if low is not None else 0
+    k = 52 - e_low  # v * 2**k: a multiple of 2**(e(v) - e_low), an integer for every v
+    if e_high - e_low <= 9 and k <= 1000:  # and below 2**(e_high - e_low + 53) <= 2**62: one k
+        count, steps, scaled, low_now, high_now = conn.execute(
+            "SELECT count(*), group_concat(step), group_concat(CAST(value * ? AS INTEGER)),"
+            f" min(abs(value)) FILTER (WHERE value != 0), max(abs(value)) FROM metric_points WHERE {where}",
+            (math.ldexp(1.0, k), *params)).fetchone()
+        if (low_now, high_now) != (low, high):  # a value written meanwhile: k may not fit it
+            return None
+        powers = k
+    else:  # magnitudes far apart (a learning rate over decades): k per value, |m| in [2**59, 2**62)
+        count, steps, powers, scaled = conn.execute(
+            "SELECT count(*), group_concat(step), group_concat(k),"
+            " group_concat(CAST(value * power(2.0, k / 2) * power(2.0, k - k / 2) AS INTEGER)) FROM"
+            " (SELECT step, value, CASE WHEN value = 0 THEN 0 ELSE 60 - CAST(floor(log2(abs(value))) AS INTEGER)"
+            f" END AS k FROM metric_points WHERE {where})", params).fetchone()
+        powers = _ints(powers)
+    steps, scaled = _ints(steps), _ints(scaled)
+    if not count == n == steps.size == scaled.size or (not np.isscalar(powers) and powers.size != n):
+        return None
+    values = np.ldexp(scaled.astype(np.float64), -np.asarray(powers, dtype=np.int64).astype(np.int32))
+    if steps.size > 1 and not np.all(steps[1:] > steps[:-1]):  # SQLite chose another order
+        order = np.argsort(steps, kind="stable")
+        steps, values = steps[order], values[order]
+    return steps, values
+
+
+def _ints(text) -> np.ndarray:
+    if not text:
+        return np.empty(0, dtype=np.int64)
+    return np.fromstring(text, dtype=np.int64, sep=",")
+
+
+def _tuples(rows) -> tuple[np.ndarray, np.ndarray]:
     flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=2 * len(rows))
     steps, values = flat[0::2], flat[1::2].copy()
     if steps.size and abs(steps).max() >= EXACT_FLOAT:  # huge steps: exact, the slow way
         return np.array([s for s, _ in rows], dtype=np.int64), values
     return steps.astype(np.int64), values
+
+
+class _OverBudget(Exception):
+    """More rows to read from the table than ``read_history``'s ``max_table_rows``."""
+
+
+class _Budget:
+    def __init__(self, rows: int | None):
+        self.left = rows
+
+    def charge(self, n: int) -> None:
+        if self.left is not None:
+            self.left -= n
+            if self.left < 0:
+                raise _OverBudget
 
 
 class _Queries:
@@ -234,17 +488,17 @@ class _Rows(list):
         return self[0] if self else None
 
 
-def _read_plain(db, experiment_id: int, keys) -> dict[str, HistorySeries]:
+def _read_plain(db, experiment_id: int, keys, budget: _Budget) -> dict[str, HistorySeries]:
     conn = _Queries(db)
     out = {}
     for key in sorted(keys if keys is not None else _keys_of(conn, experiment_id)):
-        steps, values = _points(conn, experiment_id, key, None, None)
+        steps, values = _points(conn, experiment_id, key, None, None, budget=budget)
         if steps.size:
             out[key] = HistorySeries(steps, values)
     return out
 
 
-def _read_chunked(conn, experiment_id: int, keys) -> dict[str, HistorySeries]:
+def _read_chunked(conn, experiment_id: int, keys, budget: _Budget) -> dict[str, HistorySeries]:
     chunks: dict[str, list] = {}
     sql = "SELECT id, key, first_step, last_step, n, steps, vals FROM metric_chunks WHERE experiment_id = ?"
     for row in conn.execute(sql + " ORDER BY key, first_step", (experiment_id,)):
@@ -253,14 +507,16 @@ def _read_chunked(conn, experiment_id: int, keys) -> dict[str, HistorySeries]:
     for key in sorted(keys if keys is not None else _keys_of(conn, experiment_id)):
         pieces, gaps, previous = [], [], None
         for chunk_id, _, first, last, n, steps, vals in chunks.get(key, ()):
-            gap = _points(conn, experiment_id, key, None if previous is None else previous[1], first)
+            gap = _points(conn, experiment_id, key, None if previous is None else previous[1], first,
+                          budget=budget)
             if gap[0].size:
                 pieces.append(gap)
                 gaps.append((len(pieces) - 1, previous))
             pieces.append((np.frombuffer(steps, dtype="<i8", count=n),
                            np.frombuffer(vals, dtype="<f8", count=n)))
             previous = (chunk_id, last, len(pieces) - 1, n)
-        tail = _points(conn, experiment_id, key, None if previous is None else previous[1], None)
+        tail = _points(conn, experiment_id, key, None if previous is None else previous[1], None,
+                       budget=budget)
         if tail[0].size:
             pieces.append(tail)
             gaps.append((len(pieces) - 1, previous))
@@ -285,11 +541,14 @@ def _pack(conn, experiment_id: int, key: str, pieces: list, index: int, before) 
         values = np.concatenate((pieces[at][1], values))
         conn.execute("DELETE FROM metric_chunks WHERE id = ?", (chunk_id,))
     for start in range(0, steps.size, CHUNK):
-        s, v = steps[start:start + CHUNK], values[start:start + CHUNK]
-        conn.execute("INSERT INTO metric_chunks (experiment_id, key, first_step, last_step, n, steps, vals)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (experiment_id, key, int(s[0]), int(s[-1]), int(s.size),
-                      s.astype("<i8").tobytes(), v.astype("<f8").tobytes()))
+        _insert_chunk(conn, experiment_id, key, steps[start:start + CHUNK], values[start:start + CHUNK])
+
+
+def _insert_chunk(conn, experiment_id: int, key: str, steps: np.ndarray, values: np.ndarray) -> None:
+    conn.execute("INSERT INTO metric_chunks (experiment_id, key, first_step, last_step, n, steps, vals)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (experiment_id, key, int(steps[0]), int(steps[-1]), int(steps.size),
+                  steps.astype("<i8").tobytes(), values.astype("<f8").tobytes()))
 
 
 def _statements(script: str) -> list[str]:

@@ -4,6 +4,8 @@ or deleted since the cache was built."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +254,227 @@ def test_any_sequence_of_writes_and_reads_matches_the_table(tmp_path_factory, op
             assert_chunks_exact(db, exp_id)
     finally:
         db.close()
+
+
+# -- reading rows without a Python object each; runs not cached yet --------------------------------
+def cold_run(manager, db, steps, keys=("loss", "val_loss"), seed=0) -> int:
+    """A run whose history was recorded before the cache existed: rows, no chunk."""
+    exp_id = new_run(db)
+    store(manager, exp_id, steps, keys=keys, seed=seed)
+    history_cache.drop_chunks(db, exp_id)
+    return exp_id
+
+
+def store_values(db, exp_id, key, values, first_step=0):
+    db.executemany("INSERT INTO metric_points (experiment_id, key, step, value) VALUES (?, ?, ?, ?)",
+                   [(exp_id, key, first_step + i, float(v)) for i, v in enumerate(values)])
+
+
+def test_values_of_every_magnitude_are_read_exactly(manager, db):
+    exp_id = new_run(db)
+    rng = np.random.default_rng(5)
+    n = 3 * history_cache.FEW_ROWS
+    narrow = rng.uniform(1.0, 3.0, n)  # one power of two for all: the fast path
+    wide = np.concatenate([[0.0, 5e-324, 2.2250738585072014e-308, 1e-300, -1e-300, 1e300, -1.7976931348623157e308,
+                            1e-3, 1e-4, 0.1, 1 / 3, -2.5, 2.0 ** 52, 2.0 ** -1074 * 3],
+                           rng.normal(0, 1, n) * 10.0 ** rng.integers(-30, 30, n)])
+    zeros = np.zeros(n)
+    lr = 1e-3 * 0.5 ** np.linspace(0, 12, n)  # a learning rate over decades
+    for key, values in (("narrow", narrow), ("wide", wide), ("zeros", zeros), ("lr", lr)):
+        store_values(db, exp_id, key, values)
+    truth = table(db, exp_id)
+    for _ in range(2):  # from the table (packing it), then from the chunks
+        history = history_cache.read_history(db, exp_id)
+        assert history == truth
+        for key in truth:  # bit for bit, not only ==
+            expected = np.array([v for _, v in truth[key]])
+            assert history[key].values.tobytes() == expected.tobytes(), key
+
+
+def test_a_sqlite_without_math_functions_reads_tuples(db, manager):
+    exp_id = new_run(db)
+    store_values(db, exp_id, "lr", 1e-3 * 0.5 ** np.linspace(0, 30, 1000))  # needs a power per value
+
+    class NoMath:  # what SQLite says when built without its math functions
+        def execute(self, sql, params=()):
+            if "log2" in sql:
+                raise sqlite3.OperationalError("no such function: log2")
+            return history_cache._Queries(db).execute(sql, params)
+
+    steps, values = history_cache._points(NoMath(), exp_id, "lr", None, None)
+    assert list(zip(steps.tolist(), values.tolist())) == table(db, exp_id)["lr"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64),
+                       min_size=history_cache.FEW_ROWS, max_size=3 * history_cache.FEW_ROWS))
+def test_any_finite_values_are_read_exactly(tmp_path_factory, values):
+    db = Database(tmp_path_factory.mktemp("v") / "v.sqlite3")
+    try:
+        exp_id = new_run(db)
+        store_values(db, exp_id, "x", values)
+        steps, got = history_cache._points(history_cache._Queries(db), exp_id, "x", None, None)
+        assert steps.tolist() == list(range(len(values)))
+        assert got.tolist() == [v for _, v in table(db, exp_id)["x"]]  # -0.0 as SQLite keeps it
+    finally:
+        db.close()
+
+
+def test_a_limit_reads_the_first_points_of_a_range(manager, db):
+    exp_id = cold_run(manager, db, range(0, 10_000, 2), keys=("loss",))
+    steps, values = history_cache._points(history_cache._Queries(db), exp_id, "loss", 100, 5000, limit=300)
+    expected = [p for p in table(db, exp_id)["loss"] if 100 < p[0] < 5000][:300]
+    assert list(zip(steps.tolist(), values.tolist())) == expected
+
+
+def test_read_history_with_a_budget_refuses_a_run_not_cached_yet(manager, db):
+    exp_id = cold_run(manager, db, range(3 * MIN_CACHED))  # 2 keys x 3 * MIN_CACHED points
+    assert history_cache.read_history(db, exp_id, max_table_rows=5 * MIN_CACHED) is None
+    assert chunks(db, exp_id) == []  # nothing packed by the refused read
+    assert history_cache.read_history(db, exp_id, max_table_rows=6 * MIN_CACHED) == table(db, exp_id)
+    # packed by that read: the next costs no table rows
+    assert history_cache.read_history(db, exp_id, max_table_rows=0) == table(db, exp_id)
+
+
+def test_read_history_with_a_budget_on_a_read_only_database(manager, db, tmp_path):
+    exp_id = cold_run(manager, db, range(2 * MIN_CACHED))
+    expected = table(db, exp_id)
+    db.close()
+    ro = Database(tmp_path / "test.sqlite3", read_only=True)
+    try:
+        assert history_cache.read_history(ro, exp_id, max_table_rows=10) is None
+        assert history_cache.read_history(ro, exp_id, max_table_rows=4 * MIN_CACHED) == expected
+    finally:
+        ro.close()
+
+
+def test_the_overview_is_points_of_the_run_spread_over_it(manager, db):
+    exp_id = cold_run(manager, db, range(0, 50 * 20_000, 50), keys=("loss", "lr"))
+    store_values(db, exp_id, "val_loss", [0.5, 0.4, 0.3], first_step=1000)  # a short key: whole
+    truth = table(db, exp_id)
+    overview = history_cache.read_overview(db, exp_id, points=500)
+    assert list(overview) == sorted(truth)
+    assert overview["val_loss"] == truth["val_loss"]
+    for key in ("loss", "lr"):
+        got, all_points = list(overview[key]), truth[key]
+        assert set(got) <= set(all_points)  # real points, exact
+        assert got == sorted(got) and got[0] == all_points[0] and got[-1] == all_points[-1]
+        assert 500 <= len(got) <= 502
+        gaps = np.diff([s for s, _ in got])
+        assert gaps.max() <= 2 * (all_points[-1][0] - all_points[0][0]) / 500  # spread, not bunched
+    assert chunks(db, exp_id) == []  # it writes nothing
+    assert history_cache.read_overview(db, 999) == {}
+
+
+def test_the_overview_of_steps_with_a_hole(manager, db):
+    exp_id = new_run(db)
+    store_values(db, exp_id, "loss", np.arange(2000.0), first_step=0)
+    store_values(db, exp_id, "loss", np.arange(2000.0), first_step=10 ** 6)  # nothing in between
+    got = list(history_cache.read_overview(db, exp_id, points=100)["loss"])
+    assert len(set(s for s, _ in got)) == len(got)  # each point once
+    assert set(got) <= set(table(db, exp_id)["loss"]) and got[-1] == (10 ** 6 + 1999, 1999.0)
+
+
+def assert_chunks_disjoint(db, exp_id):
+    by_key: dict = {}
+    for key, first, last, n, _, _ in chunks(db, exp_id):
+        by_key.setdefault(key, []).append((first, last))
+    for spans in by_key.values():
+        assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_warm_packs_a_cold_run_a_chunk_at_a_time(manager, db):
+    exp_id = cold_run(manager, db, range(N), keys=("loss", "val_loss", "lr"))
+    store_values(db, exp_id, "short", range(MIN_CACHED - 1))  # stays in the table
+    packed = history_cache.warm(db, exp_id)
+    assert packed == 3 * 3 * CHUNK  # each key's last 123 points (under MIN_CACHED) stay in the table
+    assert {c[0] for c in chunks(db, exp_id)} == {"loss", "val_loss", "lr"}
+    assert all(c[3] <= CHUNK for c in chunks(db, exp_id))
+    assert_chunks_exact(db, exp_id)
+    assert_chunks_disjoint(db, exp_id)
+    left = 3 * 123 + MIN_CACHED - 1  # the tails and the short key: what the table still holds alone
+    assert history_cache.read_history(db, exp_id, max_table_rows=left) == table(db, exp_id)
+    assert history_cache.warm(db, exp_id) == 0  # nothing left
+
+
+def test_warm_fills_the_gaps_a_changed_value_left(manager, db):
+    exp_id = new_run(db)
+    store(manager, exp_id, range(N), keys=("loss",))
+    manager.get_metric_history(exp_id)  # packed
+    manager.update_training_metrics(exp_id, {"step": CHUNK + 7, "loss": -5.0})  # drops the second chunk
+    assert len(chunks(db, exp_id)) == 3
+    assert history_cache.warm(db, exp_id) == CHUNK
+    assert len(chunks(db, exp_id)) == 4
+    assert_chunks_exact(db, exp_id)
+    assert_chunks_disjoint(db, exp_id)
+    assert history_cache.read_history(db, exp_id) == table(db, exp_id)
+
+
+def test_warm_stops_when_cancelled(manager, db):
+    exp_id = cold_run(manager, db, range(N))
+    cancel = threading.Event()
+    cancel.set()
+    assert history_cache.warm(db, exp_id, cancel) == 0
+    assert chunks(db, exp_id) == []
+
+
+def load(db, exp_id, timeout=60.0):
+    """BackgroundLoad, waited for: (history, error, the thread done was called on)."""
+    got, finished = {}, threading.Event()
+
+    def done(history, error):
+        got.update(history=history, error=error, thread=threading.current_thread())
+        finished.set()
+
+    history_cache.BackgroundLoad(db, exp_id, done)
+    assert finished.wait(timeout)
+    return got["history"], got["error"], got["thread"]
+
+
+def test_background_load_reads_and_caches_a_cold_run_on_its_own_thread(manager, db):
+    exp_id = cold_run(manager, db, range(N))
+    history, error, thread = load(db, exp_id)
+    assert error is None and thread is not threading.current_thread()
+    assert history == table(db, exp_id)
+    assert_chunks_exact(db, exp_id)
+    assert history_cache.read_history(db, exp_id, max_table_rows=2 * MIN_CACHED) == history  # warm now
+
+
+def test_background_load_leaves_the_callers_connection_free(manager, db):
+    exp_id = cold_run(manager, db, range(N))
+    with db._lock:  # the caller's connection busy all along (its lock held): the load still runs
+        history, error, _ = load(db, exp_id)
+    assert error is None and history == table(db, exp_id)
+
+
+def test_background_load_of_a_read_only_database(manager, db, tmp_path):
+    exp_id = cold_run(manager, db, range(N))
+    expected = table(db, exp_id)
+    db.close()
+    ro = Database(tmp_path / "test.sqlite3", read_only=True)
+    try:
+        history, error, _ = load(ro, exp_id)
+        assert error is None and history == expected
+        assert ro.query_one("SELECT count(*) FROM metric_chunks")[0] == 0
+    finally:
+        ro.close()
+
+
+def test_background_load_reports_errors_and_unknown_runs(manager, db, tmp_path):
+    assert load(db, 999)[:2] == ({}, None)
+
+    class Elsewhere:  # a file that is not a database
+        path, read_only = tmp_path / "not-a-database", False
+
+    Elsewhere.path.write_bytes(b"x" * 4096)
+    history, error, _ = load(Elsewhere, 1)
+    assert history is None and isinstance(error, sqlite3.Error)
+
+
+def test_a_cancelled_background_load_calls_nobody(manager, db):
+    exp_id = cold_run(manager, db, range(N))
+    calls = []
+    job = history_cache.BackgroundLoad(db, exp_id, lambda *a: calls.append(a))
+    job.cancel()
+    job.thread.join(60)
+    assert calls == [] and not job.thread.is_alive()

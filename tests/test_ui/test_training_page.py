@@ -998,3 +998,23 @@ def test_a_slurm_job_waiting_in_the_queue_shows_why_and_is_not_stalled(qtbot, pa
     assert not index.data(Qt.ItemDataRole.ToolTipRole)
     fake.finish("completed", ok=True)
     assert exp_id not in page.controller.notes
+
+
+def test_a_long_run_recorded_before_the_history_cache_opens_with_an_overview(qtbot, page, manager, dataset_id,
+                                                                               monkeypatch):
+    """Selecting it shows an overview at once; the whole history follows from a
+    background read (and is cached: the next selection is instant)."""
+    from rave_gui.backend import history_cache
+    from rave_gui.ui.widgets import metrics_plot
+    monkeypatch.setattr(metrics_plot, "SYNC_TABLE_ROWS", 1_000)
+    exp_id = new_experiment(manager, dataset_id, "long and old", max_steps=1_000_000)
+    manager.update_training_metrics(exp_id, [{"step": 10 * (i + 1), "loss": 1.0 / (i + 1)} for i in range(5_000)])
+    history_cache.drop_chunks(manager.db, exp_id)  # as recorded by an app without the cache
+    other = new_experiment(manager, dataset_id, "other")
+    with qtbot.waitSignal(page.plot.history_loaded, timeout=30_000):
+        page.select_experiment(exp_id)
+        assert page.plot.loading and 0 < page.plot.history["loss"][0].size < 5_000
+    assert page.plot.history["loss"][0].size == 5_000 and not page.plot.loading
+    page.select_experiment(other)
+    page.select_experiment(exp_id)
+    assert not page.plot.loading and page.plot.history["loss"][0].size == 5_000

@@ -524,7 +524,7 @@ class TrainingPage(QWidget):
             return
         self.name_label.setText(exp["name"])
         self._show_health(experiment_id)
-        self.plot.set_history(self.manager.get_metric_history(experiment_id))  # replaces, draws once
+        self.plot.load_history(self.manager, experiment_id)  # cached: at once; else an overview, then the whole run
         self._phase_from_gin = self._show_plot_context(exp)
         self.log_view.set_lines(read_log_lines(exp.get("log_path")))
         self.config_view.setPlainText(self._config_text(exp))

@@ -12,6 +12,11 @@ data streams in, the limits grow with headroom (``HEADROOM`` of the data's span
 ahead), so that happens rarely; and then the picture behind the lines is drawn
 in slices, so the window never freezes for a whole draw.
 
+A stored run is shown with ``load_history``: from the history cache at once;
+a long run recorded before the cache existed shows an overview at once (a few
+thousand points per key, read by index seeks) and its full history when a
+background thread has read and cached it, the window responsive meanwhile.
+
 RAVE trains in two phases: from ``PHASE_1_DURATION`` on (``set_phase_1``) the
 adversarial terms appear and the losses jump; a dotted marker on both axes says
 so. Legends sit outside the axes (right), so they never cover the newest points.
@@ -24,7 +29,7 @@ import numpy as np
 from matplotlib.backends.backend_qtagg import NavigationToolbar2QT
 from matplotlib.figure import Figure
 from matplotlib.ticker import AutoLocator, MaxNLocator
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider,
                              QToolButton, QVBoxLayout, QWidget)
@@ -35,6 +40,9 @@ from rave_gui.ui.widgets.plot_series import decimate_minmax, ema_smooth  # noqa:
 from rave_gui.ui.widgets.plot_ticks import use_log_ticks
 
 REDRAW_MS = 250
+SYNC_TABLE_ROWS = 100_000  # load_history: more points outside the history cache are read in the background
+LOADING = "Loading the whole history: an overview is shown meanwhile…"
+LOAD_FAILED = "Only an overview is shown: the whole history could not be read ({error})"
 MAX_DISPLAY_POINTS = 4000  # 2000 min/max buckets
 MAX_MARKERS = 300  # beyond that, markers go on every k-th point only
 DEFAULT_TERMS = ("loss", "val_loss")
@@ -98,10 +106,16 @@ class MetricsPlot(QWidget):
 
     Feed it with ``update_metrics`` (live, throttled), ``set_history`` (a past
     run) or ``clear``; ``get_history()``/``history`` return the data and
-    ``redraw_now`` draws synchronously."""
+    ``redraw_now`` draws synchronously. ``load_history`` shows a stored run
+    without blocking on a long uncached history (``history_loaded`` then)."""
+
+    history_loaded = pyqtSignal(int)  # an experiment id: its whole history replaced the overview
+    _loaded = pyqtSignal(int, int, object, object)  # from the loading thread: token, id, history, error
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self._load = None  # the BackgroundLoad in progress, if any
+        self._load_token = 0  # bumped whenever the data is replaced: a late load is then dropped
         self._series: dict[str, _Series] = {}
         self._lines: dict[str, tuple] = {}  # term -> (raw Line2D, smoothed Line2D)
         self._refreshing = self._stale = False
@@ -167,8 +181,11 @@ class MetricsPlot(QWidget):
         self.lower_combo.currentIndexChanged.connect(self._on_option_changed)
 
         controls = QHBoxLayout()
+        self.loading_label = QLabel()
+        self.loading_label.setStyleSheet("color: gray")
+        self.loading_label.setVisible(False)
         for w in (self.terms_button, self.log_check, QLabel("Smoothing:"), self.smooth_slider,
-                  self.smooth_label, QLabel("Lower plot:"), self.lower_combo):
+                  self.smooth_label, QLabel("Lower plot:"), self.lower_combo, self.loading_label):
             controls.addWidget(w)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -178,6 +195,7 @@ class MetricsPlot(QWidget):
 
         self._timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
         self._timer.timeout.connect(self._redraw)
+        self._loaded.connect(self._on_loaded)
         for term in DEFAULT_TERMS:
             self._add_term(term)
         self._set_margins()
@@ -212,6 +230,79 @@ class MetricsPlot(QWidget):
         values)}`` as returned by ``get_history``, or objects with ``steps`` and
         ``values`` arrays, as ``TrainingManager.get_metric_history`` returns),
         then redraw at once."""
+        self._stop_loading()
+        self._replace_series(history)
+        self._reset_view()
+        self.redraw_now()
+
+    def load_history(self, manager, experiment_id: int) -> None:
+        """Show a stored run: ``set_history(manager.get_metric_history(experiment_id))``,
+        at once when its history is cached (every run the app recorded). A long run
+        recorded before the cache existed shows an overview at once
+        (``history_cache.read_overview``) and, when a background thread has read it
+        (caching it: the next open is instant), its whole history, in the view the
+        user chose meanwhile; ``history_loaded`` is then emitted. Points that arrive
+        meanwhile (``update_metrics``) are kept."""
+        from rave_gui.backend import history_cache
+        db = manager.db
+        history = history_cache.read_history(db, experiment_id, max_table_rows=SYNC_TABLE_ROWS)
+        if history is not None:
+            self.set_history(history)
+            return
+        self.set_history(history_cache.read_overview(db, experiment_id))
+        token = self._load_token
+        self.loading_label.setText(LOADING)
+        self.loading_label.setVisible(True)
+
+        def done(history, error):  # on the loading thread: queued to this one
+            try:
+                self._loaded.emit(token, experiment_id, history, error)
+            except RuntimeError:  # the plot was deleted meanwhile
+                pass
+
+        self._load = history_cache.BackgroundLoad(db, experiment_id, done)
+
+    @property
+    def loading(self) -> bool:
+        """An overview is shown; the whole history is being read."""
+        return self._load is not None
+
+    def _stop_loading(self) -> None:
+        self._load_token += 1
+        if self._load is not None:
+            self._load.cancel()
+            self._load = None
+        self.loading_label.setVisible(False)
+
+    def _on_loaded(self, token: int, experiment_id: int, history, error) -> None:
+        if token != self._load_token:
+            return  # other data was shown meanwhile
+        self._load = None
+        if error is not None:
+            self.loading_label.setText(LOAD_FAILED.format(error=error))
+            return
+        self.loading_label.setVisible(False)
+        since = {key: series.data() for key, series in self._series.items()}  # the overview, and live points
+        self._replace_series(history)
+        for key, (steps, values) in since.items():  # points newer than what was read: live ones
+            series = self._series.get(key)
+            later = steps > (series.data()[0][-1] if series is not None and series.n else -np.inf)
+            if not later.any():
+                continue
+            if series is None:
+                self._series[key] = _Series(steps[later], values[later], MAX_DISPLAY_POINTS)
+                self._add_term(key)
+            else:
+                for step, value in zip(steps[later].tolist(), values[later].tolist()):
+                    series.append(step, value)
+        self._refresh()  # the limits fit the data, where the user did not zoom or pan
+        if self.isVisible() and not self.canvas.rendering:
+            self.canvas.refresh()  # the axes in slices: no freeze for a whole draw
+        else:
+            self.schedule_redraw()
+        self.history_loaded.emit(experiment_id)
+
+    def _replace_series(self, history: dict) -> None:
         self._series.clear()
         for key, points in history.items():
             if key.startswith("_"):
@@ -222,10 +313,9 @@ class MetricsPlot(QWidget):
                 steps, values = steps[order], values[order]
             self._series[key] = _Series(steps, values, MAX_DISPLAY_POINTS)
             self._add_term(key)
-        self._reset_view()
-        self.redraw_now()
 
     def clear(self) -> None:
+        self._stop_loading()
         self._series.clear()
         self._reset_view()
         self.redraw_now()
