@@ -25,13 +25,16 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from loopback_services import (LoopbackService, add_descendants, end_processes, find_executable, find_processes,
+                               free_port, interrupt_on_signals, serve_until_interrupted, service_folder, spawn_logged,
+                               wait_until_listening)
 
 #: set in the daemons' environment: one more way for stop() to know them
 MARK_ENV = "RAVE_GUI_SLURM_TEST"
@@ -48,34 +51,12 @@ class SlurmUnavailable(RuntimeError):
     """The cluster cannot run here; the message says why."""
 
 
-def _running(proc) -> bool:
-    """Still running (a zombie that a non-reaping init keeps does not count)."""
-    import psutil
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def free_port(avoid: tuple[int, ...] = ()) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in avoid:
-            return port
-
-
 def find_program(name: str) -> str:
     """A Slurm or MUNGE program: on PATH, or in the usual sbin folders (not on a
     normal user's PATH)."""
-    found = shutil.which(name)
+    found = find_executable(name, SBIN_DIRS)
     if found:
         return found
-    for folder in SBIN_DIRS:
-        path = os.path.join(folder, name)
-        if os.access(path, os.X_OK):
-            return path
     raise SlurmUnavailable(f"{name} is not installed (apt-get install slurmctld slurmd slurm-client munge; "
                            "scripts/setup.sh does it as root).")
 
@@ -86,14 +67,12 @@ def clean_environ() -> dict:
     return {k: v for k, v in os.environ.items() if not _CLIENT_VARS.match(k) and k != MARK_ENV}
 
 
-class LoopbackSlurm:
+class LoopbackSlurm(LoopbackService):
     def __init__(self, root: str | os.PathLike | None = None, partition: str = "debug", cpus: int | None = None):
         """``cpus``: the node's CPUs as Slurm counts them (one job takes one by
         default); None for the real count. More than the real count lets more jobs
         run at once (slurmd's ``config_overrides``)."""
-        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="rave-gui-slurm-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.root = self.root.resolve()
+        self.root = service_folder(root, "rave-gui-slurm-").resolve()
         self.user = getpass.getuser()
         self.partition = partition
         self.cpus = cpus
@@ -234,8 +213,7 @@ class LoopbackSlurm:
     def _make_key(self) -> None:
         if self.munge_key.exists():
             return
-        mungekey = shutil.which("mungekey") or next(
-            (p for p in (os.path.join(d, "mungekey") for d in SBIN_DIRS) if os.access(p, os.X_OK)), None)
+        mungekey = find_executable("mungekey", SBIN_DIRS)
         made = False
         if mungekey:
             made = subprocess.run([mungekey, "--create", "--keyfile", str(self.munge_key)], capture_output=True,
@@ -250,12 +228,7 @@ class LoopbackSlurm:
         return dict(clean_environ(), SLURM_CONF=str(self.conf), **{MARK_ENV: str(self.root)})
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        out = open(self.log_dir / f"{name}.stderr", "ab")
-        try:
-            proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, cwd=self.root,
-                                    start_new_session=True, env=self._daemon_env())
-        finally:
-            out.close()
+        proc = spawn_logged(argv, self.log_dir / f"{name}.stderr", env=self._daemon_env(), cwd=self.root)
         self.processes[name] = proc
         return proc
 
@@ -271,16 +244,8 @@ class LoopbackSlurm:
                                f"--pid-file={self.munge_dir / 'munged.pid'}",
                                f"--seed-file={self.munge_dir / 'munged.seed'}",
                                f"--log-file={self.munge_log}"])
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            self._check_alive("starting munged")
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                    s.settimeout(1)
-                    s.connect(str(sock))
-                    return
-            except OSError:
-                time.sleep(0.05)
+        if wait_until_listening(sock, lambda: self._check_alive("starting munged"), connect_timeout=1):
+            return
         raise SlurmUnavailable(f"munged did not open its socket {sock}:\n{self.log_tail()}")
 
     def _wait_idle(self, timeout: float = 60) -> None:
@@ -348,31 +313,10 @@ class LoopbackSlurm:
         """Our daemons: the ones started here, anything whose command line names our
         conf or munge socket or whose environment carries our mark, and their
         children (slurmctld's slurmscriptd)."""
-        import psutil
-        found = {}
-        for proc in self.processes.values():
-            try:
-                p = psutil.Process(proc.pid)
-                found[p.pid] = p
-            except psutil.Error:
-                pass
-        names = (str(self.conf), f"--socket={self.munge_socket_path}")
-        for proc in psutil.process_iter(["cmdline", "name"]):
-            try:
-                if proc.pid == os.getpid() or proc.info["name"] not in DAEMONS:
-                    continue
-                cmdline = " ".join(proc.info["cmdline"] or [])
-                if any(name in cmdline for name in names) or proc.environ().get(MARK_ENV) == str(self.root):
-                    found[proc.pid] = proc
-            except (psutil.Error, OSError):
-                continue
-        for proc in list(found.values()):
-            try:
-                for child in proc.children(recursive=True):
-                    found.setdefault(child.pid, child)
-            except psutil.Error:
-                pass
-        return list(found.values())
+        found = find_processes(pids=[proc.pid for proc in self.processes.values()], names=DAEMONS,
+                               cmdline_marks=(str(self.conf), f"--socket={self.munge_socket_path}"),
+                               env_mark=(MARK_ENV, str(self.root)))
+        return list(add_descendants(found).values())
 
     def _job_processes(self) -> list:
         """Our job steps and what they run: every ``slurmstepd`` that holds a file or
@@ -380,7 +324,7 @@ class LoopbackSlurm:
         and any job process that left them (its SLURM_CONF is ours, it has a job id)."""
         import psutil
         root = str(self.root) + os.sep
-        found = {}
+        steps, found = {}, {}
         for proc in psutil.process_iter(["name"]):
             try:
                 if proc.pid == os.getpid():
@@ -393,32 +337,14 @@ class LoopbackSlurm:
                     except (psutil.Error, OSError):
                         pass
                     if any(p.startswith(root) for p in paths):
-                        found[proc.pid] = proc
-                        for child in proc.children(recursive=True):
-                            found.setdefault(child.pid, child)
+                        steps[proc.pid] = proc
                     continue
                 env = proc.environ()
                 if env.get("SLURM_CONF") == str(self.conf) and "SLURM_JOB_ID" in env:
                     found[proc.pid] = proc
             except (psutil.Error, OSError):
                 continue
-        return list(found.values())
-
-    @staticmethod
-    def _end(procs: list, grace: float = 5) -> None:
-        import psutil
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for proc in procs:
-                try:
-                    proc.send_signal(sig)
-                except psutil.Error:
-                    pass
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                procs = [p for p in procs if _running(p)]
-                if not procs:
-                    return
-                time.sleep(0.05)
+        return list({**add_descendants(steps), **found}.values())
 
     def _cancel_jobs(self) -> None:
         ctld = self.processes.get("slurmctld")
@@ -444,12 +370,12 @@ class LoopbackSlurm:
         """Cancel every job, end the job steps and what they run, then slurmd,
         slurmctld and munged. The folder stays (logs, job output)."""
         self._cancel_jobs()
-        self._end(self._job_processes())
+        end_processes(self._job_processes())
         daemons = self._daemons()
         munged = [p for p in daemons if self._is_munged(p)]
-        self._end([p for p in daemons if p not in munged], grace=10)  # slurm first: it needs munge to stop
-        self._end(self._job_processes())  # a step that slurmd started while stopping
-        self._end(munged + [p for p in self._daemons() if p not in munged])
+        end_processes([p for p in daemons if p not in munged], grace=10)  # slurm first: it needs munge to stop
+        end_processes(self._job_processes())  # a step that slurmd started while stopping
+        end_processes(munged + [p for p in self._daemons() if p not in munged])
         for proc in self.processes.values():
             try:
                 proc.wait(5)
@@ -465,21 +391,9 @@ class LoopbackSlurm:
         except Exception:  # noqa: BLE001 (gone)
             return False
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
 
 def main() -> int:
-    # stop cleanly on Ctrl-C, kill or a closed terminal (a background job's inherited "ignore SIGINT" too)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupt)
+    interrupt_on_signals()  # stop cleanly on Ctrl-C, kill or a closed terminal
     import argparse
     parser = argparse.ArgumentParser(description="A single-node Slurm on 127.0.0.1 in a folder, until Ctrl-C.")
     parser.add_argument("folder", nargs="?", help="where everything lives (default: a new temp folder)")
@@ -495,14 +409,8 @@ def main() -> int:
           f"up in {cluster.startup_seconds:.1f} s (folder {cluster.root})")
     print(f"  node {cluster.node}, partition {cluster.partition}")
     print(f"  {cluster.shell_setup()}; sinfo")
-    try:
-        while all(p.poll() is None for p in cluster.processes.values()):
-            time.sleep(0.5)
-        print(f"slurm_for_tests: a daemon exited:\n{cluster.log_tail()}", file=sys.stderr)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        cluster.stop()
+    serve_until_interrupted(lambda: all(p.poll() is None for p in cluster.processes.values()), cluster.stop,
+                            lambda: print(f"slurm_for_tests: a daemon exited:\n{cluster.log_tail()}", file=sys.stderr))
     return 0
 
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from loopback_services import (LoopbackService, end_processes, find_executable, find_processes, free_port,
+                               interrupt_on_signals, serve_until_interrupted, service_folder, spawn_logged,
+                               wait_until_listening)
 
 #: set in the server's environment (its per-connection processes keep it): how stop() finds them
 MARK_ENV = "RAVE_GUI_SSHD_TEST"
@@ -40,35 +40,17 @@ class SSHDUnavailable(RuntimeError):
     """The server cannot run here; the message says why."""
 
 
-def _running(proc) -> bool:
-    """Still running (a zombie that a non-reaping init keeps does not count)."""
-    import psutil
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def find_sshd() -> str:
-    for path in SSHD_CANDIDATES:
-        if os.access(path, os.X_OK):
-            return path
-    found = shutil.which("sshd")
+    """sshd: one of SSHD_CANDIDATES, else on PATH."""
+    found = find_executable("sshd", (os.path.dirname(p) for p in SSHD_CANDIDATES), path_first=False)
     if found:
         return found
     raise SSHDUnavailable("sshd is not installed (apt-get install openssh-server; make test does it as root).")
 
 
-class LoopbackSSHD:
+class LoopbackSSHD(LoopbackService):
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="rave-gui-sshd-"))
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = service_folder(root, "rave-gui-sshd-")
         self.user = getpass.getuser()
         self.port = 0
         self.closed_port = 0
@@ -147,9 +129,7 @@ class LoopbackSSHD:
         self.closed_port = free_port()
         last = ""
         for _attempt in range(5):
-            self.port = free_port()
-            while self.port == self.closed_port:
-                self.port = free_port()
+            self.port = free_port(avoid=(self.closed_port,))
             self._write_configs()
             check = subprocess.run([self.sshd, "-t", "-f", str(self.sshd_config)], capture_output=True,
                                    text=True, timeout=30)
@@ -163,25 +143,16 @@ class LoopbackSSHD:
         raise SSHDUnavailable(last)
 
     def _launch(self) -> None:
-        log = open(self.log_file, "ab")
-        try:
-            self.process = subprocess.Popen([self.sshd, "-D", "-e", "-f", str(self.sshd_config)],
-                                            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                            start_new_session=True,
-                                            env=dict(os.environ, **{MARK_ENV: str(self.root)}))
-        finally:
-            log.close()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SSHDUnavailable(f"sshd exited at once: {self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
+        self.process = spawn_logged([self.sshd, "-D", "-e", "-f", str(self.sshd_config)], self.log_file,
+                                    env=dict(os.environ, **{MARK_ENV: str(self.root)}))
+        if wait_until_listening(self.port, self._check_alive):
+            return
         self.stop_listener()
         raise SSHDUnavailable(f"sshd did not listen on port {self.port}: {self.log_tail()}")
+
+    def _check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise SSHDUnavailable(f"sshd exited at once: {self.log_tail()}")
 
     def log_tail(self, n: int = 15) -> str:
         try:
@@ -221,7 +192,6 @@ class LoopbackSSHD:
         config), its per-connection processes (a socket on our port, or the
         listener's environment, which names this folder)."""
         import psutil
-        mine = []
         serving = set()  # the per-connection processes hold a socket on our port
         try:
             for conn in psutil.net_connections(kind="tcp"):
@@ -229,44 +199,18 @@ class LoopbackSSHD:
                     serving.add(conn.pid)
         except (psutil.Error, OSError):
             pass
-        for proc in psutil.process_iter(["cmdline"]):
-            try:
-                if proc.pid == os.getpid():
-                    continue
-                if str(self.sshd_config) in " ".join(proc.info["cmdline"] or []) or proc.pid in serving or \
-                        proc.environ().get(MARK_ENV) == str(self.root):
-                    mine.append(proc)
-            except (psutil.Error, OSError):
-                continue
-        return mine
+        return list(find_processes(cmdline_marks=(str(self.sshd_config),), pids=serving,
+                                   env_mark=(MARK_ENV, str(self.root))).values())
 
     def stop(self) -> None:
         """End the server and every connection it serves."""
-        import psutil
         before = self._our_processes()
         self.stop_listener()
-        procs = list({p.pid: p for p in before + self._our_processes()}.values())
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for proc in procs:
-                try:
-                    proc.send_signal(sig)
-                except psutil.Error:
-                    pass
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                procs = [p for p in procs if _running(p)]
-                if not procs:
-                    return
-                time.sleep(0.05)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        end_processes(list({p.pid: p for p in before + self._our_processes()}.values()))
 
 
 def main() -> int:
+    interrupt_on_signals()  # stop cleanly on Ctrl-C, kill or a closed terminal
     server = LoopbackSSHD(sys.argv[1] if len(sys.argv) > 1 else None)
     try:
         server.start()
@@ -276,13 +220,7 @@ def main() -> int:
     print(f"sshd on 127.0.0.1:{server.port} (folder {server.root})")
     print(f"  ssh -F {server.client_config} {server.alias}")
     print(f"  remote work folder: {server.work_dir}")
-    try:
-        while server.process is not None and server.process.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(lambda: server.process is not None and server.process.poll() is None, server.stop)
     return 0
 
 
