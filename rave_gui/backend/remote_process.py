@@ -381,7 +381,10 @@ class RemoteTrainingProcess(TrainingProcess):
         code = self._exit_code()
         if code is not None:
             self._mirror()  # the log's last bytes may have been written during the first scan
-        self._extras()
+        try:
+            self._extras()
+        except (ValueError, OSError) as exc:  # an odd checkpoint listing: say so, keep following
+            self.on_hook_error("reading the run's checkpoint list", exc)
         return code
 
     def _poll_failed(self, exc: SSHError, what: str) -> int | None:

@@ -73,6 +73,7 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         self._time_limited = False
         self._slurm_end: tuple[str, str] | None = None
         self._cancel_sent = False
+        self._early_polls = 0
         self.detached = False
 
     # -- before the launch -------------------------------------------------------------------
@@ -159,6 +160,7 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         self._unknown_seen = self._ended_seen = 0
         self._time_limited = False
         self._status_next = 0.0
+        self._early_polls = 0
         save_remote_run(self.manager.db, self.experiment_id, job_id=job_id, token=self.token, pid=None,
                         pgid=None, pid_start=None)
         detail = f"job {job_id}" + (f" ({why})" if previous else "")
@@ -214,7 +216,10 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
             if moment >= self._status_next:
                 self._on_state(self._query())
                 waiting = self.job is None or self.job.pending or self.job.ended
-                self._status_next = moment + (self.pending_interval if waiting else self.status_interval)
+                self._early_polls += 1  # a job often starts a moment after sbatch: look again soon
+                interval = (1.0 if self._early_polls <= 5 else self.pending_interval) if waiting else \
+                    self.status_interval
+                self._status_next = moment + interval
             if self._running_seen:
                 code = self._mirror_all()
         except SSHError as exc:

@@ -260,9 +260,20 @@ class ProcessThread(QThread):
             self._guard("reporting the error", self.on_error, message)
             return False, message
 
+    #: a process whose end cannot be checked this many times in a row counts as ended (killed)
+    max_poll_failures = 100
+
     def _wait_unfollowed(self, poll_exit) -> int:
+        failures = 0
         while True:
-            code = poll_exit()
+            try:
+                code = poll_exit()
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - an escaping exception would abort the app
+                failures += 1
+                if failures == 1:
+                    self.on_hook_error("checking whether the process ended", exc)
+                code = -9 if failures >= self.max_poll_failures else None
             if code is not None:
                 break
             self._escalate()

@@ -409,3 +409,28 @@ def test_hooks_are_called_in_the_worker_thread(qtbot, spawn):
     assert len(seen["threads"]) == 1 and threading.get_ident() not in seen["threads"]
     assert seen["lines"] == ["a", "b"] == thread.lines
     assert seen["polls"] >= 3
+
+
+def test_an_exit_check_that_raises_is_reported_and_never_aborts_the_thread():
+    """The fallback wait (the log could not be followed) survives an exit check that
+    raises: it reports once and tries again; one that never answers counts as killed."""
+    thread = ProcessThread(["true"])
+    thread.poll_interval = 0.001
+    thread.max_poll_failures = 5
+    warnings = []
+    thread.warning.connect(warnings.append)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ValueError("an odd checkpoint listing")
+        return 0
+
+    assert thread._wait_unfollowed(flaky) == 0 and len(calls) == 3
+    assert thread.hook_errors == 1 and "odd checkpoint listing" in warnings[0]
+
+    def broken():
+        raise ValueError("a bug")
+
+    assert thread._wait_unfollowed(broken) == -9
