@@ -127,12 +127,14 @@ def test_a_job_that_fails_says_why_from_its_log(remote_env, loopback_slurm, qtbo
 
 def test_the_time_limit_saves_a_checkpoint_and_the_run_goes_on_in_new_jobs(remote_env, loopback_slurm, set_pace,
                                                                           qtbot):
-    """A one-minute limit with a 30 s margin: Slurm warns each job (USR1), the batch shell
-    stops the training (its stop checkpoint) and the app resubmits with --ckpt until
-    max_steps: one run, one history, two or more jobs."""
-    make_cluster(remote_env, loopback_slurm, time="1", margin=30)
+    """A two-minute limit with a 60 s margin: Slurm warns each job (USR1) 30 to 60 s after
+    it starts (it checks time limits every 30 s, and warns up to 30 s early), the batch
+    shell stops the training (its stop checkpoint) and the app resubmits with --ckpt
+    until max_steps: one run, one history, two or more jobs (a job does at most 240
+    steps at this pace)."""
+    make_cluster(remote_env, loopback_slurm, time="2", margin=60)
     set_pace(0.25)
-    controller, exp_id, rec, _ = start(remote_env, max_steps=200, val_every=50)
+    controller, exp_id, rec, _ = start(remote_env, max_steps=300, val_every=50)
     finish(qtbot, controller, rec, timeout=400_000)
     assert rec.result == ("completed", None), "\n".join(rec.lines[-30:])
     events = remote_env.manager.get_events(exp_id)
@@ -151,8 +153,8 @@ def test_the_time_limit_saves_a_checkpoint_and_the_run_goes_on_in_new_jobs(remot
     assert resumed_from == sorted(c["step"] for c in stops)[:len(resumed_from)]
     # one history across the jobs: every logged step once, up to max_steps
     history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
-    assert sorted(history["loss"]) == list(range(4, 200, 5))
-    assert exp["current_step"] == 200 and rec.steps[-1] == 200
+    assert sorted(history["loss"]) == list(range(4, 300, 5))
+    assert exp["current_step"] == 300 and rec.steps[-1] == 300
 
 
 def _submitted_by_an_earlier_session(env, qtbot, **config):
