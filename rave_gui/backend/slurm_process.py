@@ -64,13 +64,11 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         self.settings: dict = {}
         self.job_id: str | None = self.remote.get("job_id")
         self.job: slurm.JobState | None = None
-        self.jobs: list[str] = []           # the jobs this process submitted, in order
         self.queries = 0                    # questions asked to Slurm (for the benchmark)
         self._running_seen = False
         self._unknown_seen = 0
         self._ended_seen = 0
         self._start_step = self.step        # the step the current job started from
-        self._time_limited = False
         self._slurm_end: tuple[str, str] | None = None
         self._cancel_sent = False
         self._early_polls = 0
@@ -153,12 +151,10 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
                               "confirm it). Test the connection on the Machines page.")
         previous = self.job_id if not first else None
         self.job_id = job_id
-        self.jobs.append(job_id)
         self.remote_pid = int(job_id)
         self.job = None
         self._running_seen = False
         self._unknown_seen = self._ended_seen = 0
-        self._time_limited = False
         self._status_next = 0.0
         self._early_polls = 0
         save_remote_run(self.manager.db, self.experiment_id, job_id=job_id, token=self.token, pid=None,
@@ -243,8 +239,8 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         """The current job ended: resubmit (time limit) or end the run."""
         state = self.job
         warned = (Path(self.out_dir) / f"timelimit-{self.job_id}").exists()
-        self._time_limited = warned or bool(state and state.state in slurm.RESUBMIT_AFTER)
-        if self._time_limited and not self.stop_requested and self.step < self.total_steps:
+        time_limited = warned or bool(state and state.state in slurm.RESUBMIT_AFTER)
+        if time_limited and not self.stop_requested and self.step < self.total_steps:
             why = "reached its time limit" if warned or state.state == "TIMEOUT" else f"ended {state.state}"
             if self._resubmit(why):
                 return None
