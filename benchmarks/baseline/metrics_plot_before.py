@@ -276,6 +276,11 @@ class MetricsPlot(QWidget):
                 series.append(float(step), float(value))
         self.schedule_redraw()
 
+    def load_history(self, manager, experiment_id: int) -> None:
+        """What the Training page did before ``load_history`` existed (its call, kept so
+        today's page can host the old plot)."""
+        self.set_history(manager.get_metric_history(experiment_id))
+
     def set_history(self, history: dict) -> None:
         """Replace all data: ``{key: [(step, value), ...]}`` (or ``{key: (steps,
         values)}`` as returned by ``get_history``), then redraw at once."""
