@@ -162,3 +162,15 @@ def test_add_a_slurm_cluster_then_test_it_with_sinfo(page, db, trusted_sshd, loo
     qtbot.waitUntil(lambda: page.test is not None and not page.test.isRunning() and
                     any("nowhere" in s for s in page.check_sentences()), timeout=60_000)
     assert any(s.startswith("\u2716  Slurm lists no partition 'nowhere'") for s in page.check_sentences())
+
+
+def test_the_slurm_fields_show_only_for_a_cluster_and_the_dialog_fits_them(page, qtbot):
+    dialog = page.open_add_dialog()
+    qtbot.waitExposed(dialog)
+    assert not dialog.slurm_box.isChecked() and not dialog.slurm_box.body.isVisible()
+    assert dialog.fields()["slurm"] is None
+    short = dialog.height()
+    dialog.slurm_box.setChecked(True)
+    qtbot.waitUntil(lambda: dialog.height() > short)
+    assert dialog.slurm_box.body.isVisible() and dialog.height() >= dialog.sizeHint().height()
+    assert dialog.fields()["slurm"]["time"] == "24:00:00"

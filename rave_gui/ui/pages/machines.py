@@ -15,9 +15,9 @@ drive them; errors stay in ``last_error``.
 """
 from __future__ import annotations
 
-from PyQt6.QtCore import Qt, QThread, pyqtSignal
+from PyQt6.QtCore import Qt, QThread, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
-                             QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit,
+                             QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLayout, QLineEdit,
                              QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSpinBox,
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -101,7 +101,13 @@ class SlurmFields(QGroupBox):
         self.export_combo.addItem("on the login node", "login")
         self.export_combo.addItem("as a short job (srun)", "job")
         self.export_combo.setCurrentIndex(max(0, self.export_combo.findData(s["export"])))
-        form = QFormLayout(self)
+        self.body = QWidget()  # shown only for a cluster: an SSH host's dialog stays short
+        form = QFormLayout(self.body)
+        form.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.addWidget(self.body)
+        self.body.setVisible(self.isChecked())
+        self.toggled.connect(self.body.setVisible)
         form.addRow("Partition:", self.partition_edit)
         form.addRow("Account:", self.account_edit)
         form.addRow("GPUs per job:", self.gpus_spin)
@@ -171,11 +177,17 @@ class MachineDialog(QDialog):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # never squeezed below its fields
         layout.addLayout(form)
         layout.addWidget(self.slurm_box)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
-        self.resize(560, 0)
+        self._fit()
+        self.slurm_box.toggled.connect(lambda _on: QTimer.singleShot(0, self._fit))
+
+    def _fit(self) -> None:
+        """As tall as its fields want (wrapped hints make Qt's minimum too small)."""
+        self.resize(max(560, self.width() if self.isVisible() else 0), self.sizeHint().height())
 
     def _browse_config(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "SSH config file")
