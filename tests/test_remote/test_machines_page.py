@@ -171,6 +171,6 @@ def test_the_slurm_fields_show_only_for_a_cluster_and_the_dialog_fits_them(page,
     assert dialog.fields()["slurm"] is None
     short = dialog.height()
     dialog.slurm_box.setChecked(True)
-    qtbot.waitUntil(lambda: dialog.height() > short)
-    assert dialog.slurm_box.body.isVisible() and dialog.height() >= dialog.sizeHint().height()
+    qtbot.waitUntil(lambda: dialog.height() >= dialog.sizeHint().height() > short)
+    assert dialog.slurm_box.body.isVisible()
     assert dialog.fields()["slurm"]["time"] == "24:00:00"
