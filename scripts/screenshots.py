@@ -32,6 +32,28 @@ def wait(app, predicate, timeout):
         time.sleep(0.05)
 
 
+def slurm_dialog_shot(app, window, out: Path) -> Path:
+    """The Machines page's "Add Slurm cluster" dialog, filled in as a lab would."""
+    dialog = window.machines_page.open_add_slurm_dialog()
+    dialog.name_edit.setText("lab cluster")
+    dialog.host_edit.setText("me@login.cluster.example")
+    dialog.python_edit.setText("~/venvs/rave/bin/python")
+    dialog.work_edit.setText("/scratch/me/rave-gui")
+    box = dialog.slurm_box
+    box.partition_edit.setText("gpu")
+    box.account_edit.setText("my-lab")
+    box.mem_edit.setText("32G")
+    box.time_edit.setText("24:00:00")
+    box.modules_edit.setText("cuda/12.1")
+    box.setup_edit.setPlainText("source ~/venvs/rave/bin/activate")
+    box.extra_edit.setPlainText("#SBATCH --qos=long")
+    wait(app, lambda: False, 1)
+    path = out / "screenshot-slurm.png"
+    dialog.grab().save(str(path))
+    dialog.reject()
+    return path
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the run
     app = QApplication(sys.argv[:1])
@@ -64,6 +86,7 @@ def main() -> int:
     wait(app, lambda: False, 1)
     wizard.grab().save(str(out / "screenshot-wizard.png"))
     wizard.reject()
+    slurm_dialog_shot(app, window, out)
     cfg = dict(wizard.get_config(), log_every=5)
     exp_id = page.start_run(cfg)
     page.tabs.setCurrentIndex(0)
@@ -75,7 +98,7 @@ def main() -> int:
         page.stop_all()  # the run has its own process group: never leave it behind
         db.close()
     print("saved", *(out / name for name in ("screenshot-training.png", "screenshot-wizard.png",
-                                             "screenshot-wizard-parameters.png")))
+                                             "screenshot-wizard-parameters.png", "screenshot-slurm.png")))
     return 0
 
 
