@@ -240,6 +240,9 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         state = self.job
         warned = (Path(self.out_dir) / f"timelimit-{self.job_id}").exists()
         time_limited = warned or bool(state and state.state in slurm.RESUBMIT_AFTER)
+        newest = self._newest_checkpoint_step()
+        if newest is not None and newest >= self.total_steps:
+            time_limited = False  # it reached max_steps before the limit: nothing to continue
         if time_limited and not self.stop_requested and self.step < self.total_steps:
             why = "reached its time limit" if warned or state.state == "TIMEOUT" else f"ended {state.state}"
             if self._resubmit(why):
@@ -254,19 +257,22 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         self._ended_code = code
         return code
 
+    def _newest_checkpoint_step(self) -> int | None:
+        exp = self.manager.get_experiment(self.experiment_id)
+        checkpoint = RunPaths.of(exp).resume_checkpoint() if exp else None
+        return int(checkpoint["step"]) if checkpoint and checkpoint.get("step") is not None else None
+
     def _resubmit(self, why: str) -> bool:
         """Continue in a new job from the newest checkpoint; False (the run ends) when
         the job saved none newer than the one it started from, or Slurm refuses."""
         exp = self.manager.get_experiment(self.experiment_id)
-        checkpoint = RunPaths.of(exp).resume_checkpoint() if exp else None
-        from_step = checkpoint.get("step") if checkpoint else None
-        if from_step is None or int(from_step) <= self._start_step:
+        from_step = self._newest_checkpoint_step()
+        if from_step is None or from_step <= self._start_step:
             self._slurm_end = ("failed", (
                 f"Job {self.job_id} {why} without saving a checkpoint after step {self._start_step:,}, so a "
                 f"new job would start over. Raise the time limit ({self.settings.get('time')}) or the checkpoint "
                 f"margin ({self.settings.get('margin')} s) on the Machines page, then resume the run."))
             return False
-        from_step = int(from_step)
         self._guard("reading the last points", self.read_events, True)
         try:
             self.manager.rewind_history(self.experiment_id, from_step)

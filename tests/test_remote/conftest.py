@@ -30,10 +30,20 @@ def fake_python(tmp_path_factory) -> Path:
     pace = folder / "pace"
     script.write_text("#!/bin/sh\n"
                       f'if [ "$1" = "-c" ]; then exec {sys.executable!s} "$@"; fi\n'
+                      f'FAKE_IGNORE_INT="$(cat "{folder / "ignore-int"}" 2>/dev/null)" '
                       f'FAKE_STEP_SECONDS="$(cat "{pace}" 2>/dev/null || echo 0.05)" exec {sys.executable!s} '
                       f'"{HERE / "fake_rave.py"}" "$@"\n')
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return script
+
+
+@pytest.fixture
+def ignore_int(fake_python):
+    """The fake ignores SIGINT while this fixture is in use (a training that does not stop in time)."""
+    flag = Path(fake_python).parent / "ignore-int"
+    flag.write_text("1")
+    yield
+    flag.unlink(missing_ok=True)
 
 
 @pytest.fixture

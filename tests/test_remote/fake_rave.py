@@ -9,8 +9,8 @@ run_dir=``), ``config.gin``, an event file with the generator's terms every
 (small files) with ``rave-gui-index.jsonl``, ``step=N/M`` lines, and at the end
 Lightning's "`Trainer.fit` stopped" line. SIGINT saves ``stopped-step=N.ckpt``
 at the end of the step and exits 0; ``--ckpt RUN`` resumes from the newest
-checkpoint's step. ``FAKE_STEP_SECONDS`` sets the pace; every argument and the
-environment are written to ``OUT/fake-argv-<pid>.json``.
+checkpoint's step. ``FAKE_STEP_SECONDS`` sets the pace; ``FAKE_IGNORE_INT`` makes it
+ignore SIGINT; every argument and the environment are written to ``OUT/fake-argv-<pid>.json``.
 """
 from __future__ import annotations
 
@@ -71,7 +71,10 @@ def main() -> int:
     with open(os.path.join(run, "config.gin"), "w") as fh:
         fh.write(f"# fake config for {name}\nTRAIN_STEPS = {max_steps}\n")
     writer = EventFileWriter(folder)
-    signal.signal(signal.SIGINT, lambda *_: STOP.update(asked=True))
+    if os.environ.get("FAKE_IGNORE_INT"):  # a training that does not stop in time (a hung step)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGINT, lambda *_: STOP.update(asked=True))
     print(f"{prefix} run_dir={folder}", flush=True)
 
     def scalar(tag, value, at):

@@ -221,3 +221,28 @@ def test_closing_the_app_leaves_the_job_running_and_the_next_start_follows_it(re
     assert rec.result == ("completed", None)
     history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
     assert sorted(history["loss"]) == list(range(4, 80, 5))
+
+
+def test_a_job_killed_at_its_time_limit_continues_from_its_last_validation(remote_env, loopback_slurm, set_pace,
+                                                                           ignore_int, qtbot):
+    """The training does not stop at the warning (a hung step: SIGINT ignored): Slurm
+    kills the job at its limit (TIMEOUT). The run goes on in a new job from the newest
+    checkpoint it has, a validation's; the steps after it are dropped from the history
+    and logged again."""
+    make_cluster(remote_env, loopback_slurm, time="1", margin=30)
+    set_pace(0.4)  # a job lasts 60 to 90 s (Slurm kills up to 30 s late): at most 225 steps
+    controller, exp_id, rec, _ = start(remote_env, max_steps=260, val_every=20)
+    finish(qtbot, controller, rec, timeout=400_000)
+    assert rec.result == ("completed", None), "\n".join(rec.lines[-30:])
+    jobs = [e for e in remote_env.manager.get_events(exp_id) if e["kind"] in ("submitted", "resubmitted")]
+    assert len(jobs) >= 2, jobs
+    first = jobs[0]["detail"].split()[1]
+    assert "JobState=TIMEOUT" in loopback_slurm.run("scontrol", "show", "job", "-o", first).stdout
+    exp = remote_env.manager.get_experiment(exp_id)
+    checkpoints = remote_env.manager.paths(exp).checkpoints()
+    assert not [c for c in checkpoints if c["file"].startswith("stopped-step=")]  # no stop checkpoint: killed
+    from_step = int(jobs[1]["detail"].rsplit("step ", 1)[1].rstrip(")").replace(",", ""))
+    assert from_step % 20 == 0  # a validation's checkpoint (every 20 steps)
+    history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
+    assert sorted(history["loss"]) == list(range(4, 260, 5))  # every step once: the dropped ones logged again
+    assert exp["current_step"] == 260
