@@ -53,7 +53,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import signal
 import statistics
@@ -74,6 +73,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import psutil  # noqa: E402
 from audio import make_audio_folder  # noqa: E402  (tests/ helper)
+from bench_ssh import children_cpu, master_cpu  # noqa: E402  (the same CPU accounting)
 from PyQt6.QtCore import QCoreApplication, Qt  # noqa: E402
 from slurm_for_tests import LoopbackSlurm  # noqa: E402
 from sshd_for_tests import LoopbackSSHD  # noqa: E402
@@ -131,22 +131,6 @@ def make_dataset(root: Path) -> Path:
     subprocess.run([str(rave_cli.find_rave()), "preprocess", "--input_path", str(audio), "--output_path", str(out),
                     "--channels", "1"], check=True, capture_output=True, timeout=600)
     return out
-
-
-def master_cpu(target) -> tuple[int | None, float]:
-    pid = target.master_pid() if target is not None else None
-    if pid is None:
-        return None, 0.0
-    try:
-        t = psutil.Process(pid).cpu_times()
-        return pid, t.user + t.system
-    except psutil.Error:
-        return pid, 0.0
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def spin(app, until, timeout: float, what: str, alive=lambda: True) -> None:

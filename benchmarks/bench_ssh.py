@@ -137,7 +137,8 @@ def host_steps(run_dir: Path) -> dict[int, dict]:
 
 
 def master_cpu(target) -> tuple[int | None, float]:
-    pid = target.master_pid()
+    """(pid, CPU seconds) of ``target``'s ssh master connection; (None, 0) without one."""
+    pid = target.master_pid() if target is not None else None
     if pid is None:
         return None, 0.0
     try:

@@ -406,10 +406,14 @@ class RemoteTrainingProcess(TrainingProcess):
         self._sync_next = time.monotonic() + self.sync_interval
         self._next_events = 0.0  # read what the mirror brought now, not a second later
 
+    def _end_files(self) -> list[str]:
+        """The files the host writes at the end, mirrored with the log (the first: the exit code)."""
+        return [f"exitcode-{self.token}"]
+
     def _exit_code(self) -> int | None:
         """The exit code the host wrote (mirrored with the log), or None."""
         try:
-            text = (Path(self.out_dir) / f"exitcode-{self.token}").read_text().strip()
+            text = (Path(self.out_dir) / self._end_files()[0]).read_text().strip()
         except OSError:
             return None
         return int(text) if text.lstrip("-").isdigit() else None
@@ -422,7 +426,7 @@ class RemoteTrainingProcess(TrainingProcess):
         return found.get("status", "dead"), int(code) if code and code.lstrip("-").isdigit() else None
 
     def _mirror(self) -> None:
-        rsync(self.target, ["-rt", "--append", "-m", f"--include=/exitcode-{self.token}",
+        rsync(self.target, ["-rt", "--append", "-m", *(f"--include=/{name}" for name in self._end_files()),
                             *remote_layout.MIRROR_FILTERS,
                             self.target.remote(self.remote_out + "/"), str(self.out_dir) + "/"], timeout=120)
         self.syncs += 1

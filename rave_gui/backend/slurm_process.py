@@ -39,7 +39,7 @@ from PyQt6.QtCore import pyqtSignal
 
 from rave_gui.backend import rave_cli, remote_layout, slurm
 from rave_gui.backend.machines import remote_run, save_remote_run
-from rave_gui.backend.remote_process import KILLED, RemoteError, RemoteTrainingProcess, rsync
+from rave_gui.backend.remote_process import KILLED, RemoteError, RemoteTrainingProcess
 from rave_gui.backend.run_paths import RunPaths
 from rave_gui.backend.ssh import SSHError, sh_quote
 
@@ -187,19 +187,10 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
             self.status_note.emit(f"running on {state.node or 'its node'} (Slurm job {self.job_id})")
             self.started_pid.emit(int(self.job_id))
 
-    def _mirror(self) -> None:
+    def _end_files(self) -> list[str]:
+        """The batch shell's exit code file and its time-limit mark, per job."""
         job = self.job_id or "none"
-        rsync(self.target, ["-rt", "--append", "-m", f"--include=/exitcode-{job}", f"--include=/timelimit-{job}",
-                            *remote_layout.MIRROR_FILTERS,
-                            self.target.remote(self.remote_out + "/"), str(self.out_dir) + "/"], timeout=120)
-        self.syncs += 1
-
-    def _exit_code(self) -> int | None:
-        try:
-            text = (Path(self.out_dir) / f"exitcode-{self.job_id}").read_text().strip()
-        except OSError:
-            return None
-        return int(text) if text.lstrip("-").isdigit() else None
+        return [f"exitcode-{job}", f"timelimit-{job}"]
 
     def _poll_exit(self) -> int | None:
         if self._ended_code is not None:
