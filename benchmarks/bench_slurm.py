@@ -56,7 +56,6 @@ import re
 import shutil
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -73,16 +72,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import psutil  # noqa: E402
 from audio import make_audio_folder  # noqa: E402  (tests/ helper)
-from bench_ssh import children_cpu, master_cpu  # noqa: E402  (the same CPU accounting)
+from bench_ssh import children_cpu, host_steps, master_cpu  # noqa: E402  (the same accounting)
 from PyQt6.QtCore import QCoreApplication, Qt  # noqa: E402
 from slurm_for_tests import LoopbackSlurm  # noqa: E402
 from sshd_for_tests import LoopbackSSHD  # noqa: E402
-from tensorboard.compat.proto import event_pb2  # noqa: E402
 
 # every module a run needs, imported now (not halfway through, while the tree may change)
 from rave_gui.backend import rave_cli, remote_process, ssh  # noqa: E402
 from rave_gui.backend.datasets import DatasetManager  # noqa: E402
-from rave_gui.backend.events import version_dirs  # noqa: E402
 from rave_gui.backend.executors import training_process_class  # noqa: E402
 from rave_gui.backend.machines import MachineManager, remote_run  # noqa: E402
 from rave_gui.backend.runs import RunController  # noqa: E402
@@ -142,23 +139,6 @@ def spin(app, until, timeout: float, what: str, alive=lambda: True) -> None:
             raise RuntimeError(f"{what}: the run ended first")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what}: not within {timeout:.0f} s")
-
-
-def written_at(run_dir: Path, step: int) -> float | None:
-    """When the machine that trains wrote ``step``'s first scalar (its event ``wall_time``)."""
-    stamps = []
-    for version in version_dirs(run_dir):
-        for path in sorted(version.glob("events.out.tfevents.*")):
-            data = path.read_bytes()
-            pos = 0
-            while pos + 12 <= len(data):
-                length = struct.unpack_from("<Q", data, pos)[0]
-                payload = data[pos + 12: pos + 12 + length]
-                pos += 12 + length + 4
-                event = event_pb2.Event.FromString(payload)
-                if event.step == step and any(v.HasField("simple_value") for v in event.summary.value):
-                    stamps.append(event.wall_time)
-    return min(stamps) if stamps else None
 
 
 def slurm_times(cluster, job_id: str) -> dict:
@@ -300,7 +280,7 @@ class Run:
 
         # where the point was written: the host's run folder, or the local one
         run_dir = (remote_run(self.db, self.exp_id) or {}).get("run_dir") if mode != "here" else exp.get("run_dir")
-        written = written_at(Path(run_dir), first_step) if run_dir else None
+        written = host_steps(Path(run_dir)).get(first_step, {}).get("first") if run_dir else None
         if written is not None:
             latency["point_written_s"] = round(written - t0_wall, 2)
             latency["written_to_app_s"] = round(t_first_wall - written, 2)
@@ -309,7 +289,8 @@ class Run:
                   "warnings": self.warnings}
         if mode == "slurm":
             times = slurm_times(self.cluster, process.job_id)
-            info = {"job_id": process.job_id, "jobs": list(process.jobs), "job_state": times["JobState"],
+            info = {"job_id": process.job_id, "jobs": [e["detail"].split()[1] for e in self.manager.get_events(self.exp_id)
+                                                         if e["kind"] in ("submitted", "resubmitted")], "job_state": times["JobState"],
                     "submit_time": times["SubmitTime"], "start_time": times["StartTime"],
                     "end_time": times["EndTime"]}
             if times["SubmitTime_epoch"] and times["StartTime_epoch"]:
