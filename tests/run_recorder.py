@@ -34,3 +34,13 @@ def host_points(run_dir) -> dict:
             if key != "step":
                 history.setdefault(key, {})[point["step"]] = value
     return history
+
+
+def export_run(qtbot, controller, exp_id, output_dir, timeout: int = 400_000) -> tuple[bool, str]:
+    """Export a run through ``controller`` (streaming) and wait for its end: (ok, path or reason)."""
+    results = []
+    controller.export_done.connect(lambda e, ok, msg: results.append((ok, msg)) if e == exp_id else None)
+    export = controller.export(exp_id, {"output_dir": output_dir, "streaming": True})
+    qtbot.waitUntil(lambda: bool(results), timeout=timeout)
+    export.wait(10_000)
+    return results[0]

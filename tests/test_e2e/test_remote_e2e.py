@@ -21,7 +21,7 @@ from rave_gui.backend.checkpoints import list_checkpoints
 from rave_gui.backend.datasets import DatasetManager
 from rave_gui.backend.machines import MachineManager, remote_run
 from rave_gui.backend.runs import RunController
-from run_recorder import Recorder, host_points  # tests/ helper
+from run_recorder import Recorder, export_run, host_points  # tests/ helper
 from rave_gui.backend.ssh import accept_host_key
 from rave_gui.backend.training import TrainingManager
 from rave_gui.core.database import Database
@@ -107,13 +107,8 @@ def test_remote_training_over_ssh_end_to_end(loopback_sshd, rave_dataset, tmp_pa
         assert min(s for s in stored["loss"] if s > stop_step) <= stop_step + 5
 
         # -- export on the host, the .ts comes back --------------------------------------------
-        results = []
-        exporter = RunController(manager)
-        exporter.export_done.connect(lambda e, ok, msg: results.append((ok, msg)))
-        export = exporter.export(exp_id, {"output_dir": tmp_path / "models", "streaming": True})
-        qtbot.waitUntil(lambda: bool(results), timeout=400_000)
-        export.wait(10_000)
-        assert results[0][0], results
+        ok, message = export_run(qtbot, RunController(manager), exp_id, tmp_path / "models")
+        assert ok, message
         ts = tmp_path / "models" / "remote 'e2e' $run_streaming.ts"
         assert ts.is_file() and ts.stat().st_size > 1_000_000
         assert db.query_one("SELECT path FROM exports WHERE experiment_id = ?", (exp_id,))[0] == str(ts)

@@ -25,7 +25,7 @@ from rave_gui.backend.machines import MachineManager, remote_run
 from rave_gui.backend.runs import RunController
 from rave_gui.backend.training import TrainingManager
 from rave_gui.core.database import Database
-from run_recorder import Recorder, host_points  # tests/ helper
+from run_recorder import Recorder, export_run, host_points  # tests/ helper
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ssh, pytest.mark.slurm]
 
@@ -102,12 +102,8 @@ def test_training_on_slurm_end_to_end(trusted_sshd, loopback_slurm, rave_dataset
         assert min(stored["val_loss"]) < stops[0] < max(stored["val_loss"])   # validations in both jobs
 
         # -- export as a short job; the .ts comes back ---------------------------------------------
-        results = []
-        controller.export_done.connect(lambda e, ok, msg: results.append((ok, msg)))
-        export = controller.export(exp_id, {"output_dir": tmp_path / "models", "streaming": True})
-        qtbot.waitUntil(lambda: bool(results), timeout=400_000)
-        export.wait(10_000)
-        assert results[0][0], results
+        ok, message = export_run(qtbot, controller, exp_id, tmp_path / "models")
+        assert ok, message
         ts = tmp_path / "models" / "on the cluster_streaming.ts"
         assert ts.is_file() and ts.stat().st_size > 1_000_000
         listed = cluster.run("squeue", "-h", "-t", "all", "-o", "%j %T").stdout + \
