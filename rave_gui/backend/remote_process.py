@@ -218,10 +218,11 @@ class RemoteTrainingProcess(TrainingProcess):
         self._dataset = dataset
         if self.resume and not self.remote.get("run_dir"):
             raise RemoteError("This run has no run folder on the host yet, so there is nothing to resume from.")
-        if self.resume and self._still_running():
+        still = self._still_running() if self.resume else None
+        if still is not None:
             # the app lost track of it (it could not reach the host to stop it): follow it again
             self.warning.emit(f"This run still trains on {self.machine['name']}; the app follows it again.")
-            self.attach_pid = int(self.remote["pid"])
+            self.attach_pid = still
             self.resume = False  # the same process goes on: no branch was abandoned
             self.follower = RunEventsFollower(self.paths.run_dir)
             self._prepare_attach()
@@ -259,13 +260,14 @@ class RemoteTrainingProcess(TrainingProcess):
         self._guard("recording the launch", self.manager.set_launch_token, self.experiment_id, self.token)
         self._mirror()  # the mirror is complete before the new output is appended
 
-    def _still_running(self) -> bool:
+    def _still_running(self) -> int | None:
+        """What the last launch still runs as (its pid on the host), or None."""
         run = self.remote
         if not run.get("pid") or not run.get("pid_start") or not self.remote_out:
-            return False
+            return None
         result = self._remote(remote_scripts.status_script(self.remote_out, int(run["pid"]), run["pid_start"],
                                                            run.get("token") or ""), "checking the last launch")
-        return remote_scripts.answers(result.stdout).get("status") == "alive"
+        return int(run["pid"]) if remote_scripts.answers(result.stdout).get("status") == "alive" else None
 
     def _prepare_attach(self) -> None:
         run = self.remote

@@ -81,17 +81,13 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
         if not self.settings:
             raise RemoteError(f"{self.machine['name']} is no longer a Slurm cluster (its settings were removed).")
 
-    def _still_running(self) -> bool:
-        """A resume while the job still runs follows it again (the parent re-attaches
-        to ``remote["pid"]``, which for a job is its id)."""
+    def _still_running(self) -> int | None:
+        """A resume while the job still waits or runs follows it again: its id."""
         self.settings = self.machine.get("slurm") or {}
         if not self.job_id:
-            return False
+            return None
         state = self._query()
-        if state is not None and not state.ended:
-            self.remote["pid"] = int(self.job_id)
-            return True
-        return False
+        return int(self.job_id) if state is not None and not state.ended else None
 
     def _prepare_attach(self) -> None:
         run = self.remote

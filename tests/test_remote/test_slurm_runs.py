@@ -246,3 +246,25 @@ def test_a_job_killed_at_its_time_limit_continues_from_its_last_validation(remot
     history = {k: dict(v) for k, v in remote_env.manager.get_metric_history(exp_id).items()}
     assert sorted(history["loss"]) == list(range(4, 260, 5))  # every step once: the dropped ones logged again
     assert exp["current_step"] == 260
+
+
+def test_resume_while_the_job_still_runs_follows_that_job(remote_env, loopback_slurm, set_pace, qtbot):
+    """The app gave up on a run (it could not reach the login node: ``interrupted``) while
+    its job trains on: Resume follows the same job again instead of submitting a second."""
+    make_cluster(remote_env, loopback_slurm)
+    set_pace(0.1)
+    controller, exp_id, rec, _ = start(remote_env, name="given up", max_steps=150)
+    qtbot.waitUntil(lambda: bool(rec.steps) and rec.steps[-1] >= 8, timeout=60_000)
+    job = remote_run(remote_env.db, exp_id)["job_id"]
+    controller.live_run(exp_id).process.abandon()
+    finish(qtbot, controller, rec, timeout=60_000)
+    assert rec.result[0] == "interrupted"
+    assert "RUNNING" in loopback_slurm.run("squeue", "-h", "-j", job, "-o", "%T").stdout
+    later = RunController(remote_env.manager)
+    rec = Recorder(later, exp_id)
+    later.resume(exp_id)
+    qtbot.waitUntil(lambda: any("follows it again" in w for w in rec.warnings), timeout=30_000)
+    finish(qtbot, later, rec)
+    assert rec.result == ("completed", None)
+    assert remote_run(remote_env.db, exp_id)["job_id"] == job  # the same job, not a second one
+    assert [e["kind"] for e in remote_env.manager.get_events(exp_id)].count("submitted") == 1
