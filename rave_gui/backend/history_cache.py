@@ -33,7 +33,6 @@ calls ``read_history``; ``MetricsPlot.load_history`` the rest.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import sqlite3
@@ -45,7 +44,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from rave_gui.core.database import DEFAULT_TIMEOUT
+from rave_gui.core.database import DEFAULT_TIMEOUT, immediate_transaction
 
 CHUNK = 16_384  # points per chunk (256 KiB of steps and values)
 MIN_CACHED = 2_048  # a key with fewer points is read from the table (a few ms): no chunk
@@ -269,16 +268,8 @@ class _Connection:
                                      check_same_thread=False)
         self._conn.execute("PRAGMA foreign_keys = ON")  # a run deleted meanwhile: no orphan chunks
 
-    @contextlib.contextmanager
     def transaction(self):
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
+        return immediate_transaction(self._conn)
 
     def query(self, sql, params=()):
         return self._conn.execute(sql, params).fetchall()

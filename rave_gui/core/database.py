@@ -247,6 +247,23 @@ def _translatable(exc: BaseException) -> bool:
     return getattr(exc, "sqlite_errorcode", None) is None or _error_code(exc) != _SQLITE_ERROR
 
 
+@contextlib.contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on an autocommit connection, rolled back on any failure."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        # a failed statement may have ended the transaction itself
+        # (INSERT OR ROLLBACK, SQLITE_FULL): a second ROLLBACK would then
+        # raise and hide the real error. A failed COMMIT is rolled back too,
+        # or every later block would silently join a transaction never committed.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class Database:
     """Open (creating, checking or migrating) the SQLite file at ``path``.
 
@@ -399,18 +416,8 @@ class Database:
             if self._conn.in_transaction:
                 yield self._conn
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                # a failed statement may have ended the transaction itself
-                # (INSERT OR ROLLBACK, SQLITE_FULL): a second ROLLBACK would then
-                # raise and hide the real error. A failed COMMIT is rolled back too,
-                # or every later block would silently join a transaction never committed.
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+            with immediate_transaction(self._conn) as conn:
+                yield conn
 
     def _write_failed(self, exc: sqlite3.Error) -> DatabaseError:
         outside = _outside_cause(exc, self.path, self.read_only)
