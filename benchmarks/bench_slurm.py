@@ -71,8 +71,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import psutil  # noqa: E402
-from audio import make_audio_folder  # noqa: E402  (tests/ helper)
-from bench_ssh import children_cpu, host_steps, master_cpu  # noqa: E402  (the same accounting)
+from bench_ssh import children_cpu, host_steps, make_dataset, master_cpu  # noqa: E402  (shared with bench_ssh)
 from PyQt6.QtCore import QCoreApplication, Qt  # noqa: E402
 from slurm_for_tests import LoopbackSlurm  # noqa: E402
 from sshd_for_tests import LoopbackSSHD  # noqa: E402
@@ -120,14 +119,6 @@ def _excepthook(kind, value, tb) -> None:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def make_dataset(root: Path) -> Path:
-    audio = make_audio_folder(root / "audio", files=4, seconds=8)
-    out = root / "dataset"
-    subprocess.run([str(rave_cli.find_rave()), "preprocess", "--input_path", str(audio), "--output_path", str(out),
-                    "--channels", "1"], check=True, capture_output=True, timeout=600)
-    return out
 
 
 def spin(app, until, timeout: float, what: str, alive=lambda: True) -> None:

@@ -296,13 +296,6 @@ class SlurmTrainingProcess(RemoteTrainingProcess):
             if "rave-gui-ok=1" not in found.stdout:
                 self._rsync([str(rave_cli.LAUNCHER), self.target.remote(self.remote_launcher)], "copying the launcher")
 
-    def build_command(self) -> list[str]:
-        cfg = dict(self.config, device=self.device) if self.device else dict(self.config)
-        ckpt = self.remote.get("run_dir") if self.resume else None
-        return remote_layout.train_argv(self.machine["python"], self.remote_launcher, cfg, self.remote_dataset,
-                                        int(self._dataset["channels"]), self.remote_out,
-                                        self.machine.get("gpus"), self.machine.get("cpus"), ckpt=ckpt)
-
     # -- stopping ----------------------------------------------------------------------------
     def _escalate(self) -> None:
         """Stop: a waiting job is cancelled; a running one gets INT in its batch shell
